@@ -1,0 +1,27 @@
+"""attnlab: every model in the history of attention, built from scratch and fast.
+
+The public API is imported lazily, so that ``import attnlab`` and ``attnlab --help`` stay quick:
+``from attnlab import GPT, GPTConfig`` imports PyTorch only when it is asked for.
+"""
+
+from importlib import import_module
+from typing import Any
+
+from attnlab.errors import AttnlabError
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "GPT": "attnlab.models.gpt",
+    "GPTConfig": "attnlab.models.gpt",
+    "Trainer": "attnlab.training.trainer",
+    "TrainConfig": "attnlab.training.trainer",
+}
+
+__all__ = ["AttnlabError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'attnlab' has no attribute {name!r}")

@@ -1,0 +1,60 @@
+"""The ``attnlab`` command line: thin, it parses, calls the library and prints.
+
+Each sub-command lives in its own module under :mod:`attnlab.cli.commands` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
+arguments). Modules are discovered, so adding a command never touches this file. Keep
+``register`` free of heavy imports (PyTorch): import inside the command's function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+
+from attnlab import __version__
+from attnlab.errors import AttnlabError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="attnlab",
+        description=(
+            "Build, train, compare and look inside every model in the history of attention, "
+            "from ELIZA (1966) through RNN, LSTM and Bahdanau attention to the Transformer and GPT."
+        ),
+        epilog="Run 'attnlab COMMAND --help' for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"attnlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from attnlab.cli import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"attnlab.cli.commands.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        sys.exit(0)
+    try:
+        result = args.func(args)
+    except AttnlabError as err:
+        print(f"attnlab: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("\nattnlab: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        # `attnlab ... | head`: the reader went away; exit quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    sys.exit(int(result or 0))
