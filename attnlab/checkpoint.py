@@ -1,0 +1,162 @@
+"""Saving and loading models as directories: ``config.json`` + ``model.safetensors``.
+
+No pickle is ever loaded: weights are safetensors, everything else is JSON. Every file is written
+to a temporary name in the same folder and then renamed, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from attnlab.errors import AttnlabError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename ``tmp_path`` to ``path`` (same folder, so the rename is atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    write_atomic(path, write)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """Read a JSON file, turning every way it can be wrong into one clear :class:`AttnlabError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise AttnlabError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AttnlabError(f"{what} {path} is not valid JSON ({err}); the file is corrupt or not an attnlab file") from None
+
+
+def save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
+    """Write a safetensors file atomically (tensors are made contiguous and unshared first)."""
+    from safetensors.torch import save_file
+
+    clean = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    write_atomic(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
+
+
+def load_tensors(path: str | Path, what: str = "weights file") -> dict:
+    """Read a safetensors file; a missing, truncated or foreign file raises :class:`AttnlabError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise AttnlabError(f"{what} not found: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise AttnlabError(
+            f"{what} {path} is not a readable safetensors file ({err}); it is truncated or corrupt"
+        ) from None
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(config_class: type, values: dict[str, Any], where: str = "config") -> Any:
+    """Build a config dataclass, rejecting unknown keys with a message that lists the valid ones."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise AttnlabError(f"{where}: unknown field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(names))}")
+    try:
+        return config_class(**values)
+    except TypeError as err:
+        raise AttnlabError(f"{where}: {err}") from None
+
+
+def model_class(model_type: str) -> type:
+    from attnlab.models.registry import MODEL_TYPES
+
+    if model_type not in MODEL_TYPES:
+        raise AttnlabError(f"unknown model_type {model_type!r}; known: {', '.join(sorted(MODEL_TYPES))}")
+    module_name, _, class_name = MODEL_TYPES[model_type].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def save_model(model: Any, directory: str | Path) -> None:
+    """Write ``config.json`` (model type + config fields) and ``model.safetensors``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_tensors(directory / WEIGHTS_FILE, model.state_dict(), metadata={"format": "pt", "model_type": model.model_type})
+    write_json_atomic(
+        directory / CONFIG_FILE,
+        {"model_type": model.model_type, "format": "attnlab", "config": config_to_dict(model.config)},
+    )
+
+
+def read_model_config(directory: str | Path) -> tuple[str, dict[str, Any]]:
+    """Return ``(model_type, config dict)`` of a saved model directory, validating the layout."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise AttnlabError(f"{directory} is not a directory; expected a run or model folder")
+    meta = read_json(directory / CONFIG_FILE, what="model config")
+    if not isinstance(meta, dict) or meta.get("format") != "attnlab" or "model_type" not in meta:
+        hint = ""
+        if isinstance(meta, dict) and meta.get("model_type") == "gpt2":
+            hint = " It looks like a Hugging Face GPT-2 folder: run 'attnlab convert SRC DST --to attnlab' first."
+        raise AttnlabError(f"{directory / CONFIG_FILE} is not an attnlab model config.{hint}")
+    if not isinstance(meta.get("config"), dict):
+        raise AttnlabError(f"{directory / CONFIG_FILE} has no 'config' section; the file is corrupt")
+    return meta["model_type"], meta["config"]
+
+
+def load_model(directory: str | Path, map_location: str = "cpu") -> Any:
+    """Rebuild a model saved by :func:`save_model`. Refuses anything that is not exactly that layout."""
+    directory = Path(directory)
+    model_type, values = read_model_config(directory)
+    cls = model_class(model_type)
+    config = config_from_dict(cls.config_class, values, where=str(directory / CONFIG_FILE))
+    model = cls(config)
+    tensors = load_tensors(directory / WEIGHTS_FILE, what="model weights")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise AttnlabError(
+            f"{directory / WEIGHTS_FILE} does not match its config: missing {missing[:5]}, unexpected {extra[:5]}"
+        )
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise AttnlabError(
+                f"{directory / WEIGHTS_FILE}: {name} has shape {tuple(tensor.shape)}, "
+                f"the config expects {tuple(expected[name].shape)}"
+            )
+    model.load_state_dict(tensors, strict=True)
+    model.to(map_location)
+    model.eval()
+    return model
