@@ -1,0 +1,187 @@
+"""Sampling from a language model: temperature, top-k, top-p, stop strings, a KV cache.
+
+At each step the model gives logits ``z`` over the vocabulary for the next token; we draw from
+``softmax(z / temperature)`` restricted to the ``top_k`` most likely tokens and to the smallest set
+whose probability reaches ``top_p`` (nucleus sampling). ``temperature = 0`` means greedy (argmax).
+
+With the cache (the default), the prompt is run once and every new token costs one position; the
+output is identical to recomputing the whole context each time (tested). Models stream through a
+two-method protocol: ``state = model.start_generation()`` and
+``logits, state = model.generation_step(ids, state)``; GPT implements it with a KV cache, the
+recurrent models with their carried hidden state.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from attnlab.errors import AttnlabError
+
+
+@dataclass
+class SamplingConfig:
+    max_new_tokens: int = 500
+    temperature: float = 0.8
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 0:
+            raise AttnlabError("max_new_tokens must be >= 0")
+        if self.temperature < 0:
+            raise AttnlabError("temperature must be >= 0 (0 = greedy)")
+        if self.top_k is not None and self.top_k < 1:
+            raise AttnlabError("top_k must be >= 1")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise AttnlabError("top_p must be in (0, 1]")
+
+
+def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
+    """Set to -inf every logit outside the top-k and outside the top-p nucleus (last dimension)."""
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = torch.cumsum(probs, dim=-1) - probs  # mass strictly before each token
+        drop_sorted = before >= top_p  # keep the smallest prefix whose mass reaches top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def pick_token(logits: Tensor, config: SamplingConfig, generator: torch.Generator | None) -> Tensor:
+    """One token id per row of ``logits`` (B, V)."""
+    if config.temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = filter_logits(logits.float() / config.temperature, config.top_k, config.top_p)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def context_limit(model: nn.Module) -> int | None:
+    return getattr(getattr(model, "config", None), "context_length", None) if getattr(
+        model, "model_type", "") == "gpt" else None
+
+
+class GPTStream:
+    """Feeds a GPT token by token with a KV cache; past the context length it slides the window."""
+
+    def __init__(self, model: nn.Module, use_cache: bool) -> None:
+        self.model, self.use_cache = model, use_cache
+        self.limit = model.config.context_length
+        self.cache = model.new_cache() if use_cache else None
+        self.history: list[int] = []
+
+    def feed(self, ids: list[int]) -> Tensor:
+        self.history.extend(ids)
+        device = next(self.model.parameters()).device
+        if self.cache is not None and self.cache[0].length + len(ids) <= self.limit:
+            logits = self.model(torch.tensor([ids], device=device), cache=self.cache, last_only=True)
+        else:  # no cache, or the window is full: recompute over the last `limit` tokens
+            window = self.history[-self.limit :]
+            if self.cache is not None:
+                self.cache = self.model.new_cache()
+                logits = self.model(torch.tensor([window], device=device), cache=self.cache, last_only=True)
+            else:
+                logits = self.model(torch.tensor([window], device=device), last_only=True)
+        return logits[0, -1]
+
+
+def stream_tokens(model: nn.Module, prompt_ids: list[int], config: SamplingConfig) -> Iterator[int]:
+    """Yield new token ids one at a time (stop by breaking out of the loop)."""
+    if not prompt_ids:
+        raise AttnlabError("the prompt is empty after tokenization; give at least one known character")
+    generator = None
+    if config.seed is not None:
+        generator = torch.Generator(device=next(model.parameters()).device).manual_seed(config.seed)
+    model.eval()
+    with torch.no_grad():
+        if getattr(model, "model_type", "") == "gpt":
+            stream = GPTStream(model, config.use_cache)
+            logits = stream.feed(prompt_ids)
+            for _ in range(config.max_new_tokens):
+                token = int(pick_token(logits.unsqueeze(0), config, generator)[0])
+                yield token
+                logits = stream.feed([token])
+        elif hasattr(model, "generation_step"):
+            device = next(model.parameters()).device
+            state = model.start_generation()
+            if config.use_cache:
+                logits, state = model.generation_step(torch.tensor([prompt_ids], device=device), state)
+            history = list(prompt_ids)
+            for _ in range(config.max_new_tokens):
+                if not config.use_cache:  # re-run the whole prefix from a fresh state
+                    logits, _ = model.generation_step(torch.tensor([history], device=device),
+                                                      model.start_generation())
+                token = int(pick_token(logits[:, -1], config, generator)[0])
+                yield token
+                history.append(token)
+                if config.use_cache:
+                    logits, state = model.generation_step(torch.tensor([[token]], device=device), state)
+        else:
+            raise AttnlabError(f"a {getattr(model, 'model_type', type(model).__name__)} model cannot generate text")
+
+
+def crop_prompt(prompt_ids: list[int], model: nn.Module) -> tuple[list[int], int]:
+    """Keep the last ``context_length`` tokens of a prompt; return them and how many were dropped."""
+    limit = context_limit(model)
+    if limit is None or len(prompt_ids) <= limit:
+        return prompt_ids, 0
+    return prompt_ids[-limit:], len(prompt_ids) - limit
+
+
+def generate_ids(model: nn.Module, prompt_ids: list[int], config: SamplingConfig,
+                 stop_ids: set[int] | None = None) -> list[int]:
+    prompt_ids, dropped = crop_prompt(list(prompt_ids), model)
+    if dropped:
+        warnings.warn(f"the prompt is longer than the model's context: its first {dropped} tokens were dropped",
+                      stacklevel=2)
+    out = []
+    for token in stream_tokens(model, prompt_ids, config):
+        out.append(token)
+        if stop_ids and token in stop_ids:
+            break
+    return out
+
+
+def generate_text(model: nn.Module, tokenizer, prompt: str, config: SamplingConfig,
+                  stop: list[str] | None = None, on_text=None) -> str:
+    """Continue ``prompt``; returns only the new text, cut before the first stop string.
+
+    ``on_text(piece)`` (optional) receives the new text as it is produced, for streaming output.
+    """
+    ids = tokenizer.encode(prompt, unknown="skip") if tokenizer.kind == "char" else tokenizer.encode(prompt)
+    ids, dropped = crop_prompt(ids, model)
+    if dropped:
+        warnings.warn(f"the prompt is longer than the model's context: its first {dropped} tokens were dropped",
+                      stacklevel=2)
+    new: list[int] = []
+    text, shown = "", 0
+    stop = [s for s in (stop or []) if s]
+    for token in stream_tokens(model, ids, config):
+        new.append(token)
+        text = tokenizer.decode(new)
+        cut = min((text.find(s) for s in stop if s in text), default=-1)
+        if cut >= 0:
+            text = text[:cut]
+            break
+        # hold back a tail that could be the start of a stop string or of a multi-byte character
+        hold = max((len(s) - 1 for s in stop), default=0)
+        safe = len(text) - hold
+        if text.endswith("\ufffd"):
+            safe = min(safe, len(text) - 1)
+        if on_text and safe > shown:
+            on_text(text[shown:safe])
+            shown = safe
+    if on_text and len(text) > shown:
+        on_text(text[shown:])
+    return text

@@ -1,0 +1,42 @@
+"""Optimizers: AdamW with weight decay on matrices only.
+
+Weight decay shrinks weights toward zero: ``w <- w - lr * wd * w`` (decoupled, AdamW). It makes sense
+for the matrices that mix features (linear layers, embeddings), not for biases and norm gains,
+whose scale is meaningful; those go in a group with ``weight_decay = 0``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from attnlab.errors import AttnlabError
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: tensors of 2 or more dimensions decay, the rest (biases, gains) do not."""
+    decay, no_decay = [], []
+    seen: set[int] = set()
+    for _, param in model.named_parameters():
+        if not param.requires_grad or id(param) in seen:
+            continue
+        seen.add(id(param))
+        (decay if param.dim() >= 2 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay, "name": "decay"},
+              {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: nn.Module, config) -> torch.optim.Optimizer:
+    """The optimizer named by ``config.optimizer``; every group records its base ``lr_scale``."""
+    if config.optimizer == "adamw":
+        groups = parameter_groups(model, config.weight_decay)
+        for g in groups:
+            g["lr_scale"] = 1.0
+        fused = config.device.startswith("cuda")
+        return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), fused=fused or None)
+    if config.optimizer == "muon":
+        from attnlab.training.muon import build_muon
+
+        return build_muon(model, config)
+    raise AttnlabError(f"unknown optimizer {config.optimizer!r}; choose adamw or muon")
