@@ -1,0 +1,128 @@
+"""``attnlab explain TOPIC``: a step-by-step walk-through computed live from the scratch modules.
+
+The topics live in :mod:`attnlab.explain` (one module per family, discovered); this command
+only parses, picks the topic and lets it print. Topics are imported lazily (they import
+PyTorch), only when this command runs or its help is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+
+# Keep in step with attnlab.explain.attention.DEFAULT_TEXT (a test checks they agree); it is
+# repeated here so that building the parser does not import PyTorch.
+DEFAULT_TEXT = "The next day is bright"
+DEFAULT_SEED = 123
+FORMATS = ("rich", "markdown", "json")
+
+_TOPIC_LIST = "\x00topics\x00"  # replaced by the live list of topics when the help is shown
+
+
+def topic_listing() -> str:
+    from attnlab.explain import all_topics
+
+    topics = all_topics()
+    width = max((len(name) for name in topics), default=0)
+    lines = ["topics:"]
+    lines += [f"  {name.ljust(width)}  {topic.summary}" for name, topic in sorted(topics.items())]
+    lines += [
+        "",
+        "examples:",
+        "  attnlab explain self-attention                  the seed's example, the seed's numbers",
+        '  attnlab explain causal-attention --text "a cat sat on the mat" --seed 7',
+        "  attnlab explain multi-head --format markdown --out multi-head.md",
+    ]
+    return "\n".join(lines)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Fills in the list of topics only when the help is actually printed."""
+
+    def add_text(self, text: str | None) -> None:
+        super().add_text(topic_listing() if text == _TOPIC_LIST else text)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "explain",
+        help="walk through attention step by step, computed live (self-attention, layer-norm, ...)",
+        description=(
+            "Print a step-by-step walk-through of one idea, computed live with attnlab.scratch:\n"
+            "the inputs, weight matrices, queries/keys/values, scores, weights, masks, dropout and\n"
+            "outputs, with the shape at every step. With the defaults the numbers are the seed's own.\n"
+            "Run 'attnlab explain' with no topic to list the topics."
+        ),
+        epilog=_TOPIC_LIST,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("topic", nargs="?", metavar="TOPIC", help="what to explain (listed below)")
+    parser.add_argument(
+        "text",
+        nargs="*",
+        metavar="TEXT",
+        help="free text for the walk-through, same as --text; the words may be given unquoted "
+        "(attnlab explain eliza I feel sad)",
+    )
+    parser.add_argument(
+        "--text",
+        dest="text_option",
+        metavar="TEXT",
+        default=None,
+        help=f'the text to walk through, one token per word (default: "{DEFAULT_TEXT}", the seed\'s '
+        "example with the seed's embeddings; other text gets random embeddings drawn from --seed)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"random seed for the weights and for the embeddings of your own text (default: {DEFAULT_SEED})",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="rich",
+        help="rich: tables in the terminal; markdown: tables for notebooks and docs; "
+        "json: a list of steps {title, explanation, shape, values} (default: rich)",
+    )
+    parser.add_argument(
+        "--out", metavar="FILE", default=None, help="write to FILE (atomically) instead of printing"
+    )
+    parser.set_defaults(func=run)
+
+
+def resolve_text(args: argparse.Namespace) -> None:
+    """Merge the positional TEXT and ``--text`` into ``args.text``; ``args.text_given`` says whether
+    the user gave any."""
+    from attnlab.errors import AttnlabError
+
+    positional, option = getattr(args, "text", None), getattr(args, "text_option", None)
+    if isinstance(positional, list | tuple):
+        positional = " ".join(positional) if positional else None
+    if positional is not None and option is not None and positional != option:
+        raise AttnlabError("give the text once: either as TEXT after the topic or with --text, not both")
+    given = positional if positional is not None else option
+    args.text_given = given is not None
+    args.text = given if given is not None else DEFAULT_TEXT
+
+
+def run(args: argparse.Namespace) -> int:
+    from attnlab.errors import AttnlabError
+    from attnlab.explain import all_topics
+
+    if args.topic is None:
+        print(topic_listing())
+        print("\nRun 'attnlab explain TOPIC' (options: 'attnlab explain --help').")
+        return 0
+    topics = all_topics()
+    if args.topic not in topics:
+        close = difflib.get_close_matches(args.topic, list(topics), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise AttnlabError(
+            f"unknown topic '{args.topic}'.{hint} Topics: {', '.join(sorted(topics))} "
+            "(run 'attnlab explain' to see what each shows)"
+        )
+    if args.seed < 0:
+        raise AttnlabError(f"--seed must be 0 or more (got {args.seed})")
+    resolve_text(args)
+    return int(topics[args.topic].run(args) or 0)
