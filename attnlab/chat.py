@@ -1,0 +1,111 @@
+"""One chat loop for every era: ELIZA (1966) and a trained GPT (2018) are talked to the same way.
+
+A *responder* is any object with ``reply(text: str) -> str``. It may also have:
+
+- ``greeting``: said first (a string, or None);
+- ``reset()``: called once before the conversation starts;
+- ``name``: the label its lines get (default "bot");
+- ``exit_words``: more inputs that end the conversation (ELIZA's script lists some);
+- ``farewell(text) -> str | None``: the last word when the user leaves (ELIZA's goodbye rule).
+
+The conversation ends on "quit", "bye" or "exit" (case and trailing punctuation ignored), on
+one of the responder's ``exit_words``, on end of input (Ctrl-D) or on Ctrl-C. With
+``transcript``, the whole conversation is written to that file at the end, atomically (never
+half a file; missing folders are created), also when the loop is interrupted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from attnlab.errors import AttnlabError
+
+EXIT_WORDS = ("quit", "bye", "exit")
+USER = "you"
+
+
+class Responder(Protocol):
+    def reply(self, text: str) -> str: ...
+
+
+def is_exit(text: str, responder: Any = None) -> bool:
+    """Whether this input ends the conversation."""
+    word = text.strip().lower().strip(" \t.!?,;:'\"")
+    return word in EXIT_WORDS or word in tuple(getattr(responder, "exit_words", ()) or ())
+
+
+def run_chat(
+    responder: Responder,
+    *,
+    transcript: str | None = None,
+    input_fn: Callable[[str], str] = input,
+    output_fn: Callable[[str], Any] = print,
+    greeting: str | None = None,
+    name: str | None = None,
+    prompt: str = f"{USER}: ",
+) -> list[tuple[str, str]]:
+    """Talk until the user leaves; return the conversation as (speaker, text) pairs.
+
+    ``input_fn(prompt)`` gives the user's lines (EOFError ends the chat); ``output_fn`` shows
+    the responder's lines, prefixed with its name. Blank input lines are skipped. An
+    :class:`AttnlabError` raised by the responder is shown and the chat goes on.
+    """
+    speaker = name or getattr(responder, "name", None) or "bot"
+    if transcript is not None and Path(transcript).is_dir():
+        raise AttnlabError(f"--transcript {transcript} is a folder; give a file name, e.g. chat.txt")
+    turns: list[tuple[str, str]] = []
+
+    def say(text: str) -> None:
+        turns.append((speaker, text))
+        output_fn(f"{speaker}: {text}")
+
+    reset = getattr(responder, "reset", None)
+    if callable(reset):
+        reset()
+    try:
+        opening = greeting if greeting is not None else getattr(responder, "greeting", None)
+        if opening:
+            say(str(opening))
+        while True:
+            try:
+                line = input_fn(prompt)
+            except (EOFError, KeyboardInterrupt):
+                break
+            text = line.strip()
+            if not text:
+                continue
+            turns.append((USER, text))
+            if is_exit(text, responder):
+                farewell = getattr(responder, "farewell", None)
+                last = farewell(text) if callable(farewell) else None
+                if last:
+                    say(last)
+                break
+            try:
+                answer = responder.reply(text)
+            except AttnlabError as err:
+                output_fn(f"({err})")
+                continue
+            say(answer)
+    finally:
+        if transcript is not None:
+            write_transcript(transcript, turns, speaker)
+    return turns
+
+
+def write_transcript(path: str | Path, turns: list[tuple[str, str]], speaker: str) -> None:
+    """Write the conversation as ``speaker: text`` lines, atomically."""
+    from attnlab.checkpoint import write_text_atomic
+
+    stamp = datetime.now().isoformat(timespec="seconds")
+    lines = [f"# attnlab chat with {speaker}, {stamp}"]
+    lines += [f"{who}: {text}" for who, text in turns]
+    # anything that cannot be encoded (e.g. stray surrogates from a terminal) becomes "?"
+    text = "\n".join(lines).encode("utf-8", "replace").decode("utf-8") + "\n"
+    try:
+        write_text_atomic(path, text)
+    except OSError as err:
+        raise AttnlabError(f"cannot write the transcript {path}: {err.strerror or err}") from err
