@@ -15,6 +15,7 @@ _LAZY = {
     "GPT": "attnlab.models.gpt",
     "GPTConfig": "attnlab.models.gpt",
     "Trainer": "attnlab.training.trainer",
+    "Eliza": "attnlab.models.eliza",
     "TrainConfig": "attnlab.training.trainer",
 }
 

@@ -16,6 +16,7 @@ class LanguageModelResponder:
     def __init__(self, model, tokenizer, config: SamplingConfig, name: str = "model") -> None:
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.history = ""
+        self.name = name
         self.greeting = f"(talking to {name}; it continues the conversation as text. 'quit' ends)"
 
     def reset(self) -> None:

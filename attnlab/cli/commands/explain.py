@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seed",
         type=int,
-        default=DEFAULT_SEED,
+        default=None,
         help=f"random seed for the weights and for the embeddings of your own text (default: {DEFAULT_SEED})",
     )
     parser.add_argument(
@@ -108,21 +108,25 @@ def resolve_text(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
-    from attnlab.explain import all_topics
+    from attnlab.explain import all_topics, get_topic
 
     if args.topic is None:
         print(topic_listing())
         print("\nRun 'attnlab explain TOPIC' (options: 'attnlab explain --help').")
         return 0
-    topics = all_topics()
-    if args.topic not in topics:
+    topic = get_topic(args.topic)
+    if topic is None:
+        topics = all_topics()
         close = difflib.get_close_matches(args.topic, list(topics), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise AttnlabError(
             f"unknown topic '{args.topic}'.{hint} Topics: {', '.join(sorted(topics))} "
             "(run 'attnlab explain' to see what each shows)"
         )
+    args.seed_given = args.seed is not None
+    if args.seed is None:
+        args.seed = DEFAULT_SEED
     if args.seed < 0:
         raise AttnlabError(f"--seed must be 0 or more (got {args.seed})")
     resolve_text(args)
-    return int(topics[args.topic].run(args) or 0)
+    return int(topic.run(args) or 0)
