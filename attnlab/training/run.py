@@ -13,7 +13,7 @@ from attnlab import __version__
 from attnlab.checkpoint import read_json
 from attnlab.errors import AttnlabError
 from attnlab.training.recipes import parse_sets, split_overrides
-from attnlab.training.trainer import TrainConfig, Trainer, TrainResult, run_is_resumable
+from attnlab.training.trainer import TrainConfig, Trainer, TrainResult, run_is_resumable, seed_everything
 
 # options that define a run; on --resume they come from run.json, not from the command line
 DEFINING = ("data", "tokenizer", "vocab_size", "val_fraction", "preset", "set", "seed", "task", "k", "n_pairs",
@@ -71,6 +71,7 @@ def train_from_cli(recipe: Any, options: argparse.Namespace) -> TrainResult:
         restore_options(options, run_dir)
     sets = parse_sets(options.set)
     model_overrides, train_overrides = split_overrides(sets, recipe.model_class.config_class, TrainConfig)
+    seed_everything(options.seed)  # the initial weights depend on the seed alone
     setup = recipe.build(options, run_dir, resume, model_overrides, options.seed)
     values = {**setup.train_defaults, "seed": options.seed}
     for flag, field_name in TRAIN_FLAGS.items():
