@@ -207,12 +207,13 @@ def load_corpus(spec: str | Path) -> str:
     name = str(spec)
     if not name.strip():
         raise AttnlabError("no corpus given; name one (see 'attnlab corpora') or give a path to a text file")
-    if not isinstance(spec, Path):
+    path = Path(name).expanduser()
+    looks_like_path = isinstance(spec, Path) or "/" in name or "\\" in name or bool(path.suffix)
+    if not looks_like_path:
         if name == ALL_PLAYS:
             return "\n".join(_play_text(slug) for slug in _play_files())
         if name in _play_files():
             return _play_text(name)
-    path = Path(name).expanduser()
     if path.is_dir():
         return _load_folder(path)
     if path.is_file():
