@@ -1,0 +1,161 @@
+"""Attention as a grid of heat maps: one panel per layer and head, token labels on both axes.
+
+Panel ``(layer, head)`` draws ``weights[layer, head]``: row ``i`` is the query token (looking),
+column ``j`` the key token (looked at), and the colour is the weight ``alpha_ij``, on one shared
+colour bar. The colour scale is a square root (``PowerNorm(gamma=0.5)``) so that the many small
+weights of a long text stay visible; the bar is labelled with the true weights. Positions a causal
+mask hides (the future) are light grey, not "zero attention".
+
+The figure grows with the text: every token gets its own label while there is room (about 100
+tokens per panel on a 40-inch-wide figure); beyond that every k-th token is labelled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnlab.errors import AttnlabError
+from attnlab.viz.extract import AttentionMaps, ModelAttention
+
+TOKEN_INCHES = 0.13  # room per token when every label fits at a comfortable size
+MIN_PANEL_INCHES = 1.9
+MAX_WIDTH_INCHES = 40.0
+MAX_HEIGHT_INCHES = 60.0
+DPI = 120
+CMAP = "viridis"
+MASKED_COLOR = "#e4e4e4"
+IMAGE_FORMATS = ("png", "svg", "pdf")
+
+
+@dataclass
+class Panel:
+    part: str
+    layer: int
+    head: int
+    ax: Any
+
+
+@dataclass
+class AttentionFigure:
+    """A drawn grid: the matplotlib figure, one :class:`Panel` per heat map, and the colour bar."""
+
+    figure: Any
+    panels: list[Panel]
+    colorbar: Any
+
+    def save(self, path: str | Path) -> Path:
+        """Write the figure (format from the suffix: png, svg or pdf) atomically, then close it."""
+        import matplotlib.pyplot as plt
+
+        from attnlab.checkpoint import write_atomic
+
+        path = Path(path)
+        fmt = path.suffix.lower().lstrip(".")
+        if fmt not in IMAGE_FORMATS:
+            raise AttnlabError(f"cannot write a heat map to {path}: use a .png, .svg or .pdf file name")
+        write_atomic(path, lambda tmp: self.figure.savefig(tmp, format=fmt, dpi=DPI))
+        plt.close(self.figure)
+        return path
+
+
+def _label_layout(tokens_per_panel: int, inches_per_token: float) -> tuple[float, int]:
+    """(font size in points, label every k-th token) for tokens spaced ``inches_per_token`` apart."""
+    pitch = inches_per_token * 72.0
+    size = min(9.0, 0.8 * pitch)
+    if size >= 5.0:
+        return size, 1
+    return 6.0, math.ceil(7.5 / pitch)
+
+
+def attention_figure(attention: ModelAttention, title: str | None = None) -> AttentionFigure:
+    """Draw every map of ``attention`` (already narrowed with ``.select(...)`` if wanted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import PowerNorm
+
+    rows: list[tuple[AttentionMaps, int]] = [(m, li) for m in attention.maps for li in range(m.n_layers)]
+    if not rows:
+        raise AttnlabError("there is no attention map to draw")
+    ncols = max(m.n_heads for m in attention.maps)
+    max_q = max(len(m.queries) for m in attention.maps)
+    max_k = max(len(m.keys) for m in attention.maps)
+    total_q = sum(len(m.queries) for m, _ in rows)
+    inches = min(TOKEN_INCHES, MAX_WIDTH_INCHES / (ncols * max_k), MAX_HEIGHT_INCHES / total_q)
+    inches = max(inches, MIN_PANEL_INCHES / max(max_q, max_k))
+    font, step = _label_layout(max(max_q, max_k), inches)
+    longest = max(len(t) for m in attention.maps for t in m.queries + m.keys)
+    label_inches = 0.6 + min(longest, 16) * font / 72 * 0.62  # room for tick labels and axis names
+    width = ncols * (max_k * inches + 0.25) + label_inches + 1.3
+    height = sum(len(m.queries) * inches + 0.45 for m, _ in rows) + label_inches + 0.9
+    single = len(rows) == 1 and ncols == 1
+    fig = plt.figure(figsize=(width, height), layout="constrained")
+    grid = fig.add_gridspec(len(rows), ncols, height_ratios=[len(m.queries) for m, _ in rows])
+    cmap = plt.get_cmap(CMAP).with_extremes(bad=MASKED_COLOR)
+    norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
+    panels: list[Panel] = []
+    image = None
+    several_parts = len(attention.maps) > 1
+    for r, (maps, li) in enumerate(rows):
+        last_row_of_part = r + 1 == len(rows) or rows[r + 1][0] is not maps
+        for hi in range(ncols):
+            ax = fig.add_subplot(grid[r, hi])
+            if hi >= maps.n_heads:
+                ax.set_axis_off()
+                continue
+            weights = maps.weights[li, hi].astype(np.float64)
+            if maps.causal:
+                weights = np.where(np.tril(np.ones_like(weights, dtype=bool)), weights, np.nan)
+            image = ax.imshow(weights, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+            layer, head = maps.layer_ids[li], maps.head_ids[hi]
+            name = f"{maps.name} · " if several_parts else ""
+            ax.set_title(f"{name}layer {layer} · head {head}", fontsize=max(font + 1, 7), pad=3)
+            _ticks(ax, maps, font, step, show_y=hi == 0, show_x=last_row_of_part)
+            if hi == 0:
+                ax.set_ylabel(maps.query_axis, fontsize=max(font, 7))
+            if last_row_of_part:
+                ax.set_xlabel(maps.key_axis, fontsize=max(font, 7))
+            panels.append(Panel(maps.name, layer, head, ax))
+    bar = fig.colorbar(image, ax=[p.ax for p in panels], shrink=min(1.0, 6.0 / height) if not single else 0.8,
+                       aspect=30, pad=0.01)
+    bar.set_label("attention weight (colour: square-root scale)", fontsize=8)
+    bar.set_ticks([0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0])
+    bar.ax.tick_params(labelsize=7)
+    heading = title or _heading(attention)
+    fig.suptitle(heading, fontsize=10 if not single else 9)
+    return AttentionFigure(fig, panels, bar)
+
+
+def _ticks(ax: Any, maps: AttentionMaps, font: float, step: int, show_y: bool, show_x: bool) -> None:
+    ax.tick_params(length=0, pad=1)
+    if show_y:
+        rows = range(0, len(maps.queries), step)
+        ax.set_yticks(list(rows), [maps.queries[i] for i in rows], fontsize=font)
+    else:
+        ax.set_yticks([])
+    if show_x:
+        cols = range(0, len(maps.keys), step)
+        ax.set_xticks(list(cols), [maps.keys[j] for j in cols], fontsize=font, rotation=90)
+    else:
+        ax.set_xticks([])
+
+
+def _heading(attention: ModelAttention) -> str:
+    text = attention.text.replace("\n", " ")
+    text = text if len(text) <= 80 else text[:77] + "..."
+    lines = [attention.description, f"text: {text!r}", *attention.notes]
+    return "\n".join(lines)
+
+
+def save_attention_image(attention: ModelAttention, path: str | Path,
+                         title: str | None = None) -> AttentionFigure:
+    """Draw and write ``attention`` to ``path`` (png/svg/pdf); returns the (closed) figure's panels."""
+    drawn = attention_figure(attention, title)
+    drawn.save(path)
+    return drawn
