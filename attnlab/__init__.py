@@ -16,6 +16,17 @@ _LAZY = {
     "GPTConfig": "attnlab.models.gpt",
     "Trainer": "attnlab.training.trainer",
     "Eliza": "attnlab.models.eliza",
+    "Transformer": "attnlab.models.transformer",
+    "TransformerConfig": "attnlab.models.transformer",
+    "EncoderLM": "attnlab.models.transformer",
+    "EncoderConfig": "attnlab.models.transformer",
+    "RNNLM": "attnlab.models.recurrent",
+    "LSTMLM": "attnlab.models.recurrent",
+    "GRULM": "attnlab.models.recurrent",
+    "Seq2Seq": "attnlab.models.seq2seq",
+    "Seq2SeqConfig": "attnlab.models.seq2seq",
+    "load_run": "attnlab.runs",
+    "load_corpus": "attnlab.data.corpora",
     "TrainConfig": "attnlab.training.trainer",
 }
 
