@@ -1,0 +1,240 @@
+"""Train one run of an experiment plan in its own folder, resumably.
+
+A plan (``attnlab compare``, ``attnlab ablate``) is a list of :class:`RunSpec`. Each spec is trained
+by the same recipe ``attnlab train KIND`` uses (:mod:`attnlab.training.recipes`), in
+``runs_dir/<spec.name>``, so every sub-run is an ordinary run folder (``attnlab train KIND --resume
+DIR`` works on it too). The folder tells how far the run got:
+
+- ``result.json`` present: finished and evaluated; the plan skips it;
+- ``trainer_state.*`` present: interrupted; the run resumes from its last checkpoint
+  (:meth:`Trainer.resume`: weights, optimizer, RNG, step, elapsed time);
+- otherwise: (re)started from scratch.
+
+``spec.json`` records the spec (and, for a wall-clock budget, the step count calibrated for it), so a
+resumed run trains under the same schedule; a folder whose spec differs from the plan's is an error
+(a different experiment) unless the plan is started ``fresh``.
+
+**Same wall-clock budget.** With ``budget_s`` set, a few throw-away steps on a copy of the model
+measure the time per step; the run then gets ``steps = budget / time per step`` (so its cosine
+schedule decays over the budget), and ``max_time = budget`` stops it if the machine slows down.
+Only optimizer steps count against the budget, not evaluation or checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attnlab.checkpoint import read_json, write_json_atomic
+from attnlab.errors import AttnlabError
+
+SPEC_FILE = "spec.json"
+RESULT_FILE = "result.json"
+CALIBRATION_SECONDS = 2.5  # timed steps per calibration (after two warm-up steps)
+CALIBRATION_MAX_STEPS = 40
+
+
+@dataclass
+class RunSpec:
+    """One sub-run of a plan: what ``attnlab train KIND`` would be given."""
+
+    name: str  # folder name, unique in the plan
+    kind: str  # recipe: gpt, rnn, lstm, gru, bahdanau, seq2seq-rnn, transformer, ...
+    label: str = ""  # how tables and plots call it
+    options: dict[str, Any] = field(default_factory=dict)  # recipe options: data, task, tokenizer, preset...
+    model: dict[str, Any] = field(default_factory=dict)  # model config overrides (like --set)
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides (steps, lr, batch_size...)
+    budget_s: float | None = None  # same wall-clock training budget: steps are calibrated to fit it
+    seed: int = 1337
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))  # plain JSON types, as read back from spec.json
+
+
+@dataclass
+class RunOutcome:
+    """What training left: the run folder and the trainer's numbers."""
+
+    run_dir: Path
+    steps: int
+    step: int
+    train_loss: float
+    val_loss: float
+    best_val_loss: float
+    elapsed: float  # seconds spent in optimizer steps
+    tokens: int
+    tokens_per_sec: float
+    parameters: int
+    history: list[dict[str, Any]]
+    resumed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("history")
+        out["run_dir"] = str(self.run_dir)
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (run_dir / RESULT_FILE).is_file()
+
+
+def read_result(run_dir: Path) -> dict[str, Any]:
+    return read_json(run_dir / RESULT_FILE, what="experiment result")
+
+
+def write_result(run_dir: Path, result: dict[str, Any]) -> None:
+    write_json_atomic(run_dir / RESULT_FILE, result)
+
+
+def recipe_namespace(spec: RunSpec, recipe: Any) -> argparse.Namespace:
+    """The options ``attnlab train KIND`` would parse for this spec (the CLI's defaults, then the spec's)."""
+    from attnlab.cli.commands.train import kind_parser
+
+    options = kind_parser(spec.kind, recipe).parse_args([])
+    options.kind = spec.kind
+    for key, value in spec.options.items():
+        if not hasattr(options, key):
+            raise AttnlabError(f"'attnlab train {spec.kind}' has no option {key!r}")
+        setattr(options, key, value)
+    options.seed = spec.seed
+    options.set = [f"{k}={v}" for k, v in spec.model.items()]
+    return options
+
+
+def build_setup(spec: RunSpec, run_dir: Path, resume: bool) -> tuple[Any, Any, argparse.Namespace]:
+    """(recipe, Setup, namespace) for ``spec``; weights are drawn after ``torch.manual_seed(spec.seed)``."""
+    import torch
+
+    from attnlab.training.recipes import get_recipe, split_overrides
+    from attnlab.training.trainer import TrainConfig
+
+    recipe = get_recipe(spec.kind)
+    options = recipe_namespace(spec, recipe)
+    model_part, train_part = split_overrides(dict(spec.model), recipe.model_class.config_class, TrainConfig)
+    if train_part:
+        raise AttnlabError(f"{spec.name}: put the training settings {sorted(train_part)} in the spec's "
+                           "train part")
+    torch.manual_seed(spec.seed)
+    setup = recipe.build(options, run_dir, resume, model_part, spec.seed)
+    return recipe, setup, options
+
+
+def train_config(spec: RunSpec, setup: Any, steps: int | None = None) -> Any:
+    from attnlab.training.trainer import TrainConfig
+
+    values = {**setup.train_defaults, **spec.train, "seed": spec.seed}
+    if steps is not None:
+        values["steps"] = steps
+    if spec.budget_s:
+        values["max_time"] = float(spec.budget_s)
+        default_warmup = values.get("warmup_steps", 100)
+        values["warmup_steps"] = min(default_warmup, max(1, values["steps"] // 10))
+        every = max(1, values["steps"] // 8)
+        values.setdefault("eval_every", every)
+        values["eval_every"] = min(values["eval_every"], every)
+    values["ckpt_every"] = min(values.get("ckpt_every", 500), values.get("eval_every", 200))
+    return TrainConfig(**values)
+
+
+def seconds_per_step(spec: RunSpec, run_dir: Path) -> float:
+    """Time one optimizer step of ``spec`` on a throw-away copy (nothing is written)."""
+    from attnlab.training.trainer import Trainer
+
+    _, setup, _ = build_setup(spec, run_dir, resume=False)
+    config = train_config(spec, setup, steps=10_000)
+    trainer = Trainer(setup.model, setup.objective, config, run_dir=None, progress=False)
+    for _ in range(2):  # first steps pay for allocation and kernel selection
+        trainer.train_step()
+    start, done = time.perf_counter(), 0
+    while done < CALIBRATION_MAX_STEPS and time.perf_counter() - start < CALIBRATION_SECONDS:
+        trainer.train_step()
+        done += 1
+    return (time.perf_counter() - start) / done
+
+
+def prepare_folder(spec: RunSpec, run_dir: Path, fresh: bool) -> dict[str, Any] | None:
+    """Check ``run_dir`` belongs to ``spec``; returns its recorded spec (None if it starts afresh)."""
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    if not (run_dir / SPEC_FILE).is_file():
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            raise AttnlabError(f"{run_dir} holds files that are not an experiment run; move them away or "
+                               "choose another runs folder")
+        return None
+    recorded = read_json(run_dir / SPEC_FILE, what="experiment run spec")
+    if recorded.get("spec") != spec.to_dict():
+        raise AttnlabError(
+            f"{run_dir} holds a run with other settings than this plan asks for (changed budget, steps or "
+            "size?); run again with --fresh to start over, or give another --runs folder"
+        )
+    return recorded
+
+
+def train_run(spec: RunSpec, run_dir: Path, *, progress: bool = True, description: str | None = None,
+              fresh: bool = False) -> RunOutcome:
+    """Train ``spec`` in ``run_dir``: resume it if interrupted, start it otherwise.
+
+    Do not call it on a finished run (see :func:`is_finished`): the caller skips those.
+    """
+    from attnlab import __version__
+    from attnlab.training.trainer import Trainer, run_is_resumable
+
+    run_dir = Path(run_dir)
+    recorded = prepare_folder(spec, run_dir, fresh)
+    resume = recorded is not None and run_is_resumable(run_dir)
+    if recorded is not None and not resume:  # killed before its first checkpoint: start again
+        for child in run_dir.iterdir():
+            if child.name != SPEC_FILE:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    if recorded is not None:
+        steps = recorded.get("steps")
+    elif spec.budget_s:
+        per_step = seconds_per_step(spec, run_dir)
+        steps = max(10, int(spec.budget_s / per_step))
+    else:
+        steps = None
+    recipe, setup, options = build_setup(spec, run_dir, resume)
+    config = train_config(spec, setup, steps)
+    if recorded is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / SPEC_FILE, {"spec": spec.to_dict(), "steps": config.steps})
+    skip = ("func", "options", "resume", "overwrite")
+    args_record = {k: v for k, v in vars(options).items() if k not in skip}
+    args_record.update(steps=config.steps, max_time=config.max_time or None)
+    run_info = {"kind": spec.kind, "attnlab_version": __version__, "args": args_record,
+                "experiment": spec.to_dict(), **setup.run_info}
+    trainer = Trainer(setup.model, setup.objective, config, run_dir=run_dir, files=setup.files,
+                      run_info=run_info, progress=progress, description=description or spec.label)
+    if resume:
+        trainer.resume()
+    model = trainer.raw_model
+    parameters = model.parameter_count() if hasattr(model, "parameter_count") else sum(
+        p.numel() for p in model.parameters())
+    out_of_time = bool(config.max_time) and trainer.elapsed >= config.max_time
+    if trainer.step >= config.steps or out_of_time:  # killed after its last checkpoint, before evaluation
+        train_loss = next((r["loss"] for r in reversed(trainer.history) if "loss" in r), math.nan)
+        return RunOutcome(run_dir, config.steps, trainer.step, train_loss, trainer.last_val, trainer.best_val,
+                          trainer.elapsed, trainer.tokens, trainer.tokens / max(trainer.elapsed, 1e-9),
+                          parameters, trainer.history, resumed=True)
+    result = trainer.fit()
+    return RunOutcome(run_dir, config.steps, result.step, result.train_loss, result.val_loss,
+                      result.best_val_loss, result.elapsed, result.tokens, result.tokens_per_sec, parameters,
+                      result.history, resumed=resume)
+
+
+def delete_weights(run_dir: Path) -> None:
+    """Drop the checkpoint files of a finished run (keeps config, tokenizers, metrics, result)."""
+    for name in ("model.safetensors", "trainer_state.safetensors", "trainer_state.json"):
+        path = run_dir / name
+        if path.is_file():
+            path.unlink()
