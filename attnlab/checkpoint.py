@@ -59,7 +59,9 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AttnlabError(f"{what} {path} is not valid JSON ({err}); the file is corrupt or not an attnlab file") from None
+        raise AttnlabError(
+            f"{what} {path} is not valid JSON ({err}); the file is corrupt or not an attnlab file"
+        ) from None
 
 
 def save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
@@ -68,6 +70,17 @@ def save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | Non
 
     clean = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
     write_atomic(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
+
+
+def tensors_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata in a safetensors header ({} if none or unreadable)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception:  # an unreadable file is reported by load_tensors
+        return {}
 
 
 def load_tensors(path: str | Path, what: str = "weights file") -> dict:
@@ -111,11 +124,17 @@ def model_class(model_type: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def save_model(model: Any, directory: str | Path) -> None:
-    """Write ``config.json`` (model type + config fields) and ``model.safetensors``."""
+def save_model(model: Any, directory: str | Path, state: dict | None = None,
+               metadata: dict[str, str] | None = None) -> None:
+    """Write ``config.json`` (model type + config fields) and ``model.safetensors``.
+
+    ``state`` replaces ``model.state_dict()`` (weights gathered from a sharded model);
+    ``metadata`` is stored in the safetensors header (the trainer records its step there).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_tensors(directory / WEIGHTS_FILE, model.state_dict(), metadata={"format": "pt", "model_type": model.model_type})
+    header = {"format": "pt", "model_type": model.model_type, **(metadata or {})}
+    save_tensors(directory / WEIGHTS_FILE, model.state_dict() if state is None else state, metadata=header)
     write_json_atomic(
         directory / CONFIG_FILE,
         {"model_type": model.model_type, "format": "attnlab", "config": config_to_dict(model.config)},

@@ -73,27 +73,39 @@ def context_limit(model: nn.Module) -> int | None:
 
 
 class GPTStream:
-    """Feeds a GPT token by token with a KV cache; past the context length it slides the window."""
+    """Feeds a GPT token by token, with or without a KV cache, through the same sliding window.
+
+    The model sees ``history[start:]``. While that fits the context it grows by one token per step;
+    when it would overflow, the window jumps forward to keep the last half of the context
+    (learned absolute positions allow no cheaper exact shift). Both paths use this same window,
+    so their outputs are identical; with the cache the window is re-read once every
+    ``context_length / 2`` tokens instead of at every token.
+    """
 
     def __init__(self, model: nn.Module, use_cache: bool) -> None:
         self.model, self.use_cache = model, use_cache
         self.limit = model.config.context_length
-        self.cache = model.new_cache() if use_cache else None
+        self.keep = max(1, self.limit // 2)
+        self.cache = None
         self.history: list[int] = []
+        self.start = 0
 
     def feed(self, ids: list[int]) -> Tensor:
         self.history.extend(ids)
         device = next(self.model.parameters()).device
-        if self.cache is not None and self.cache[0].length + len(ids) <= self.limit:
-            logits = self.model(torch.tensor([ids], device=device), cache=self.cache, last_only=True)
-        else:  # no cache, or the window is full: recompute over the last `limit` tokens
-            window = self.history[-self.limit :]
-            if self.cache is not None:
-                self.cache = self.model.new_cache()
-                logits = self.model(torch.tensor([window], device=device), cache=self.cache, last_only=True)
-            else:
-                logits = self.model(torch.tensor([window], device=device), last_only=True)
-        return logits[0, -1]
+        moved = False
+        if len(self.history) - self.start > self.limit:
+            self.start = len(self.history) - (self.keep if len(ids) <= self.keep else self.limit)
+            moved = True
+        window = self.history[self.start :]
+        if not self.use_cache:
+            return self.model(torch.tensor([window], device=device), last_only=True)[0, -1]
+        if self.cache is None or moved:
+            self.cache = self.model.new_cache()
+            new = window
+        else:
+            new = ids
+        return self.model(torch.tensor([new], device=device), cache=self.cache, last_only=True)[0, -1]
 
 
 def stream_tokens(model: nn.Module, prompt_ids: list[int], config: SamplingConfig) -> Iterator[int]:

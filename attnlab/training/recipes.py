@@ -158,7 +158,6 @@ class LanguageModelRecipe:
               seed: int) -> Setup:
         import torch
 
-        from attnlab.data.batching import LanguageModelObjective
         from attnlab.data.corpora import load_corpus, split_train_val
         from attnlab.data.tokenizers import load_tokenizer, make_tokenizer
 

@@ -38,11 +38,13 @@ from attnlab.checkpoint import (
     read_json,
     save_model,
     save_tensors,
+    tensors_metadata,
     write_json_atomic,
     write_text_atomic,
 )
 from attnlab.errors import AttnlabError
 from attnlab.training import distributed as dist_utils
+from attnlab.training import mfu as mfu_utils
 from attnlab.training.optim import build_optimizer
 from attnlab.training.schedule import SCHEDULES, learning_rate
 from attnlab.training.state import flatten_optimizer, restore_rng, rng_tensors, unflatten_optimizer
@@ -176,6 +178,7 @@ class Trainer:
         self.callbacks = callbacks or []
         self.description = description
         self.dist = dist_utils.setup(config.device)
+        dist_utils.check_batch_split(config.batch_size, config.grad_accum, self.dist)
         self.device = self.dist.device
         self.show_progress = progress and self.dist.is_main
         self.raw_model = model.to(self.device)
@@ -192,6 +195,11 @@ class Trainer:
         self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                          if config.dtype == "bfloat16" else contextlib.nullcontext())
         torch.manual_seed(config.seed + self.dist.rank)
+        # MFU on GPUs, against the published peak (attnlab.training.mfu); None elsewhere
+        peak = mfu_utils.gpu_peak_flops(self.device, config.dtype)
+        context = getattr(objective, "context_length", None)
+        per_token = mfu_utils.model_flops_per_token(self.raw_model, context)
+        self.flops_per_token_and_peak = (per_token, peak) if peak and per_token else None
 
     # ---- resume --------------------------------------------------------------------------------
     def resume(self) -> None:
@@ -201,9 +209,16 @@ class Trainer:
         meta = read_json(self.run_dir / STATE_JSON, what="trainer state")
         tensors = load_tensors(self.run_dir / STATE_TENSORS, what="trainer state")
         weights = load_tensors(self.run_dir / "model.safetensors", what="model weights")
+        saved_step = tensors_metadata(self.run_dir / "model.safetensors").get("step")
+        if saved_step is not None and int(saved_step) != int(meta["step"]):
+            raise AttnlabError(
+                f"the checkpoint in {self.run_dir} is inconsistent: its weights are from step {saved_step} but its "
+                f"trainer state is from step {meta['step']} (the run was killed while saving); retrain or copy "
+                "model.safetensors from a backup"
+            )
         try:
-            self.raw_model.load_state_dict(weights, strict=True)
-            self.optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
+            dist_utils.load_full_state(self.model, self.raw_model, weights, self.optimizer,
+                                       unflatten_optimizer(tensors, meta["optimizer"]))
         except (RuntimeError, KeyError, ValueError) as err:
             raise AttnlabError(f"the checkpoint in {self.run_dir} does not match this model/optimizer: {err}") from None
         self.step = int(meta["step"])
@@ -233,10 +248,13 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        if self.run_dir is None or not self.dist.is_main:
+        if self.run_dir is None:
             return
+        # under FSDP gathering the shards is a collective: every rank takes part, rank 0 alone writes
         state = dist_utils.full_state_dict(self.model, self.raw_model, self.dist)
         optim_state = dist_utils.full_optimizer_state(self.model, self.raw_model, self.optimizer, self.dist)
+        if not self.dist.is_main:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for name, write in self.files.items():
             if not (self.run_dir / name).exists():
@@ -248,7 +266,7 @@ class Trainer:
         if hasattr(self.objective, "state_tensors"):
             tensors.update({f"objective.{k}": v for k, v in self.objective.state_tensors().items()})
         # weights first, trainer state last: trainer_state.json names the step the files belong to
-        save_model_state(self.raw_model, state, self.run_dir)
+        save_model(self.raw_model, self.run_dir, state=state, metadata={"step": str(self.step)})
         save_tensors(self.run_dir / STATE_TENSORS, {k: v.cpu() for k, v in tensors.items()})
         write_json_atomic(self.run_dir / STATE_JSON, {
             "step": self.step, "tokens": self.tokens, "elapsed": self.elapsed,
@@ -288,20 +306,23 @@ class Trainer:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         batch = self.objective.batch("train", self.step, c.batch_size)
         local = slice_batch(batch, self.dist.rank, self.dist.world_size)
-        total_loss, tokens = 0.0, 0
+        total, tokens = torch.zeros((), device=self.device), 0
         for micro in range(c.grad_accum):
             part = move(slice_batch(local, micro, c.grad_accum), self.device, pin=True)
             tokens += self.objective.count_tokens(part)
             sync = micro == c.grad_accum - 1
-            with dist_utils.maybe_no_sync(self.model, self.dist, sync), self.autocast:
-                loss = self.objective.loss(self.model, part) / c.grad_accum
-            loss.backward()
-            total_loss += float(loss.detach())
+            with dist_utils.maybe_no_sync(self.model, self.dist, sync):
+                with self.autocast:
+                    loss = self.objective.loss(self.model, part) / c.grad_accum
+                loss.backward()
+            total += loss.detach().float()  # summed on the device: one host sync per step, below
         if c.grad_clip:
             dist_utils.clip_grad_norm(self.model, c.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+        dist_utils.debug_record(self.dist, self.model, self.step, local)
+        total_loss = float(total)
         if not math.isfinite(total_loss):
             raise AttnlabError(f"the loss became {total_loss} at step {self.step}; lower the learning rate")
         self.lr = lr
@@ -331,8 +352,11 @@ class Trainer:
                     now = time.perf_counter()
                     tps = window_tokens / max(now - last_tick, 1e-9)
                     last_tick, window_tokens = now, 0
-                    self._log({"step": self.step, "loss": round(train_loss, 6), "lr": self.lr,
-                               "tokens_per_sec": round(tps, 1), "time": round(self.elapsed, 3)})
+                    row = {"step": self.step, "loss": round(train_loss, 6), "lr": self.lr,
+                           "tokens_per_sec": round(tps, 1), "time": round(self.elapsed, 3)}
+                    if self.flops_per_token_and_peak:
+                        row["mfu"] = round(mfu_utils.mfu(tps, *self.flops_per_token_and_peak), 4)
+                    self._log(row)
                     if bar is not None:
                         bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{self.last_val:.4f}",
                                         tok_s=f"{tps:,.0f}", refresh=False)
@@ -369,7 +393,7 @@ class Trainer:
         if self.show_progress:
             from tqdm.auto import tqdm
 
-            tqdm.write(f"step {self.step:>6}: train loss {train_loss:.4f}, validation loss {val:.4f}")
+            tqdm.write(f"step {self.step:>6}: train loss {train_loss:.4f}, validation loss {val:.4f}", file=sys.stderr)
         stop = False
         for callback in self.callbacks:
             stop = bool(callback(self, row)) or stop
@@ -382,18 +406,6 @@ class Trainer:
 
         plot_runs([(self.run_dir.name, self.history)], self.run_dir / "loss.png",
                   title=f"{self.run_dir.name}: training and held-out validation loss")
-
-
-def save_model_state(model: nn.Module, state: dict[str, torch.Tensor], run_dir: Path) -> None:
-    """``save_model`` for a state dict gathered from a (possibly wrapped) model."""
-    if state is None:
-        save_model(model, run_dir)
-        return
-    from attnlab.checkpoint import CONFIG_FILE, WEIGHTS_FILE, config_to_dict
-
-    save_tensors(run_dir / WEIGHTS_FILE, state, metadata={"format": "pt", "model_type": model.model_type})
-    write_json_atomic(run_dir / CONFIG_FILE, {"model_type": model.model_type, "format": "attnlab",
-                                              "config": config_to_dict(model.config)})
 
 
 def seed_everything(seed: int) -> None:
