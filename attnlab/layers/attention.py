@@ -46,9 +46,9 @@ class KVCache:
             self.v = v.new_empty((v.shape[0], v.shape[1], capacity, v.shape[3]))
         end = self.length + new
         if end > self.k.shape[2]:  # grow (doubling) when no maximum was given
-            grow = max(end, 2 * self.k.shape[2])
-            self.k = torch.cat([self.k, self.k.new_empty(*self.k.shape[:2], grow - self.k.shape[2], self.k.shape[3])], 2)
-            self.v = torch.cat([self.v, self.v.new_empty(*self.v.shape[:2], grow - self.v.shape[2], self.v.shape[3])], 2)
+            extra = max(end, 2 * self.k.shape[2]) - self.k.shape[2]
+            self.k = torch.cat([self.k, self.k.new_empty(*self.k.shape[:2], extra, self.k.shape[3])], 2)
+            self.v = torch.cat([self.v, self.v.new_empty(*self.v.shape[:2], extra, self.v.shape[3])], 2)
         self.k[:, :, self.length : end] = k
         self.v[:, :, self.length : end] = v
         self.length = end
