@@ -24,7 +24,8 @@ class LanguageModelResponder:
 
     def reply(self, text: str) -> str:
         self.history += text.strip() + "\n"
-        answer = generate_text(self.model, self.tokenizer, self.history, self.config, stop=["\n\n"])
+        answer = generate_text(self.model, self.tokenizer, self.history, self.config, stop=["\n\n"],
+                               unknown="skip")
         answer = answer.strip("\n") or "..."
         self.history += answer + "\n\n"
         if self.config.seed is not None:

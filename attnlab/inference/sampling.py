@@ -166,12 +166,14 @@ def generate_ids(model: nn.Module, prompt_ids: list[int], config: SamplingConfig
 
 
 def generate_text(model: nn.Module, tokenizer, prompt: str, config: SamplingConfig,
-                  stop: list[str] | None = None, on_text=None) -> str:
+                  stop: list[str] | None = None, on_text=None, unknown: str = "error") -> str:
     """Continue ``prompt``; returns only the new text, cut before the first stop string.
 
     ``on_text(piece)`` (optional) receives the new text as it is produced, for streaming output.
+    ``unknown``: what a char tokenizer does with characters it never saw: "error" (a clear
+    :class:`AttnlabError`) or "skip" (drop them; the chat loop does this).
     """
-    ids = tokenizer.encode(prompt, unknown="skip") if tokenizer.kind == "char" else tokenizer.encode(prompt)
+    ids = tokenizer.encode(prompt, unknown=unknown) if tokenizer.kind == "char" else tokenizer.encode(prompt)
     ids, dropped = crop_prompt(ids, model)
     if dropped:
         warnings.warn(f"the prompt is longer than the model's context: its first {dropped} tokens were dropped",

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run folder, e.g. runs/gpt-julius-caesar")
     p.add_argument("--prompt", default="\n", help="text to continue")
     add_sampling_arguments(p)
-    p.add_argument("--stop", action="append", default=[], help="stop when this string appears (repeatable)")
+    p.add_argument("--stop", action="append", default=[],
+                   help="stop when this string appears (repeatable; \\n and \\t are read as newline and tab)")
     p.add_argument("--num-samples", type=int, default=1, help="how many samples to draw")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context for each token")
     p.set_defaults(func=run)
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.runs import load_run
 
     loaded = load_run(args.run, device=args.device)
+    loaded.tokenizer.encode(args.prompt)  # unknown characters: a clear error before anything is printed
+    stops = [s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop]
     if args.num_samples < 1:
         raise AttnlabError("--num-samples must be >= 1")
     for i in range(args.num_samples):
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(args.prompt)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            generate_text(loaded.model, loaded.tokenizer, args.prompt, config, stop=args.stop,
+            generate_text(loaded.model, loaded.tokenizer, args.prompt, config, stop=stops,
                           on_text=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
         for w in caught:
             print(f"attnlab: warning: {w.message}", file=sys.stderr)
