@@ -66,6 +66,13 @@ def restore_options(options: argparse.Namespace, run_dir: Path) -> None:
 
 
 def train_from_cli(recipe: Any, options: argparse.Namespace) -> TrainResult:
+    threads = getattr(options, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            raise AttnlabError("--threads must be at least 1")
+        import torch
+
+        torch.set_num_threads(threads)
     run_dir, resume = resolve_run_dir(options)
     if resume:
         restore_options(options, run_dir)

@@ -49,6 +49,9 @@ def kind_parser(kind: str, recipe) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--seed", type=int, default=1337, help="seed for weights, batches and dropout")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for PyTorch (default: PyTorch's choice, one per core); on a machine "
+                        "busy with other jobs, 1 is often much faster")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                    help="bfloat16 = autocast (GPU); default float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
