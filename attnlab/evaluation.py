@@ -7,11 +7,16 @@
 
 ``edit_distance`` is the Levenshtein distance: the fewest character insertions, deletions and
 substitutions that turn one string into the other.
+
+:func:`load_any_translator` opens any translation run (RNN encoder-decoder or Transformer) for
+``attnlab translate`` and ``attnlab evaluate``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from attnlab.errors import AttnlabError
 
@@ -63,3 +68,23 @@ def translation_metrics(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, f
     """``{"exact_match": 0..1, "cer": >= 0, "bleu": 0..100, "n": N}``."""
     return {"exact_match": exact_match(hyps, refs), "cer": char_error_rate(hyps, refs),
             "bleu": bleu(hyps, refs), "n": len(refs)}
+
+
+def load_any_translator(run_dir: str | Path) -> Any:
+    """Text in, text out for any translation run: ``load_translator`` of the module of its model type.
+
+    Every translation model module (``attnlab.models.seq2seq``, ``attnlab.models.transformer``)
+    defines ``load_translator(run)`` returning an object with ``translate(texts, beam=...)``.
+    """
+    import importlib
+
+    from attnlab.checkpoint import read_model_config
+    from attnlab.models.registry import MODEL_TYPES
+
+    model_type, _ = read_model_config(run_dir)
+    module_name = MODEL_TYPES.get(model_type, "").partition(":")[0]
+    module = importlib.import_module(module_name) if module_name else None
+    if module is None or not hasattr(module, "load_translator"):
+        raise AttnlabError(f"{run_dir} holds a {model_type!r} model, which does not translate; use a "
+                           "translation run (attnlab train bahdanau / seq2seq-gru / transformer)")
+    return module.load_translator(run_dir)

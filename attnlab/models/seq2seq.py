@@ -582,9 +582,11 @@ class TranslationRecipe:
         from attnlab.data.tokenizers import SEQ2SEQ_SPECIALS, load_tokenizer, make_tokenizer
         from attnlab.training.recipes import Setup
 
-        if getattr(args, "device", "cpu") == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        no_choice = getattr(args, "threads", None) is None and "OMP_NUM_THREADS" not in os.environ
+        if getattr(args, "device", "cpu") == "cpu" and no_choice:
             # A small RNN's operations are too small to split across threads; a second thread only
-            # spins, and on a busy machine that made training many times slower. OMP_NUM_THREADS wins.
+            # spins, and on a busy machine that made training many times slower. --threads and
+            # OMP_NUM_THREADS win.
             torch.set_num_threads(1)
 
         data = load_task(args.task, n_pairs=args.n_pairs, k=args.k, seed=DATA_SEED)

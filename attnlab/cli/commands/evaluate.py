@@ -29,23 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_any_translator(run_dir: str):
-    """The translator of a run: ``load_translator`` from the module that defines its model type."""
-    import importlib
-
-    from attnlab.checkpoint import read_model_config
-    from attnlab.errors import AttnlabError
-    from attnlab.models.registry import MODEL_TYPES
-
-    model_type, _ = read_model_config(run_dir)
-    module_name = MODEL_TYPES.get(model_type, "").partition(":")[0]
-    module = importlib.import_module(module_name) if module_name else None
-    if module is None or not hasattr(module, "load_translator"):
-        raise AttnlabError(f"{run_dir} holds a {model_type!r} model, which does not translate; evaluate a "
-                           "translation run (attnlab train bahdanau / seq2seq-gru / transformer)")
-    return module.load_translator(run_dir)
-
-
 def run(args: argparse.Namespace) -> int:
     import json
     import time
@@ -53,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from attnlab.checkpoint import read_json
     from attnlab.errors import AttnlabError
-    from attnlab.evaluation import translation_metrics
+    from attnlab.evaluation import load_any_translator, translation_metrics
     from attnlab.models.seq2seq import load_run_task
 
     if args.beam < 1:

@@ -7,7 +7,7 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "translate", help="translate sentences with a trained translation run (bahdanau, seq2seq-*)",
+        "translate", help="translate sentences with a trained translation run (bahdanau, seq2seq-*, transformer)",
         description="Translate each TEXT (or each line of standard input with '-') with a trained "
                     "encoder-decoder run and print one translation per line. Greedy by default; "
                     "--beam K keeps the K best hypotheses (length-normalised).",
@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "  attnlab translate runs/bahdanau-dates-fr-en \"mercredi 9 mai 2018\" --beam 5\n"
                "  cat dates.txt | attnlab translate runs/bahdanau-dates-fr-en -",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", help="run folder written by 'attnlab train bahdanau' (or seq2seq-rnn/-gru/-lstm)")
+    p.add_argument("run", help="run folder written by 'attnlab train bahdanau' (or seq2seq-*, transformer)")
     p.add_argument("text", nargs="+", help="source sentence(s); '-' reads one sentence per line from stdin")
     p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy, the default)")
     p.add_argument("--length-penalty", type=float, default=1.0,
@@ -41,7 +41,7 @@ def read_texts(items: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
-    from attnlab.models.seq2seq import load_translator
+    from attnlab.evaluation import load_any_translator
 
     if args.beam < 1:
         raise AttnlabError(f"--beam must be at least 1, got {args.beam}")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     texts = read_texts(args.text)
     if not texts:
         raise AttnlabError("nothing to translate: give a sentence, or lines on standard input with '-'")
-    translator = load_translator(args.run)
+    translator = load_any_translator(args.run)
     translator.model.to(args.device)
     outputs = translator.translate(texts, beam=args.beam, max_len=args.max_len,
                                    length_penalty=args.length_penalty)
