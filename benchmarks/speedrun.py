@@ -219,6 +219,15 @@ def summarise(result: dict[str, Any]) -> list[dict[str, Any]]:
             row["time_ratio"] = row["time_to_target"] / reference["time"]
             row["cpu_ratio"] = row["cpu_to_target"] / reference["cpu_time"]
             row["step_ratio"] = row["steps_to_target"] / reference["step"]
+            # the reference's own time over the same rounds, scaled to its whole run: a run that stops
+            # early is compared with the load the reference saw while both were running
+            same = {p["step"]: p["time"] for p in reference["curve"]}.get(row["steps_to_target"])
+            if same and runs.get("classic (repeat)") is reference:
+                row["same_rounds_ratio"] = row["time_to_target"] / same * row["step_ratio"]
+        ratio = row.get("same_rounds_ratio", row.get("time_ratio"))
+        if not name.startswith("classic") and row["done"]:
+            row["verdict"] = ("does not reach L*" if not row.get("reached") else
+                              "faster" if ratio is not None and ratio < 0.95 else "no faster")
         rows.append(row)
     return rows
 
@@ -233,16 +242,15 @@ def markdown(result: dict[str, Any]) -> str:
             steps, seconds = f"not by {row['steps']}", "-"
         else:
             steps, seconds = f"(running, {row['steps']})", "-"
-        ratio = f"{row['time_ratio']:.2f}" if "time_ratio" in row else "-"
-        cpu_ratio = f"{row['cpu_ratio']:.2f}" if "cpu_ratio" in row else "-"
-        step_ratio = f"{row['step_ratio']:.2f}" if "step_ratio" in row else "-"
         params = f"{row['parameters'] / 1e3:.0f}k"
         if classic_params:
             params += f" ({100 * (row['parameters'] / classic_params - 1):+.1f}%)"
-        rows.append([row["name"], params, steps, step_ratio, f"{row['ms_per_step']:.0f}", seconds, ratio,
-                     cpu_ratio, f"{row['final_val']:.4f}"])
+        step_ratio, time_ratio, same, cpu = (f"{row[k]:.2f}" if k in row else "-" for k in
+                                             ("step_ratio", "time_ratio", "same_rounds_ratio", "cpu_ratio"))
+        rows.append([row["name"], params, steps, step_ratio, f"{row['ms_per_step']:.0f}", seconds, time_ratio,
+                     same, cpu, f"{row['final_val']:.4f}", row.get("verdict", "")])
     text = table(["run", "parameters", "steps to L*", "steps ratio", "ms / step", "seconds to L*",
-                  "time ratio", "CPU-time ratio", "last val loss"], rows)
+                  "time ratio", "same-rounds ratio", "CPU-time ratio", "last val loss", "on this CPU"], rows)
     target = result.get("L_star")
     corpus = result["corpus"]
     settings = result["runs"].get(PRESET, {}).get("settings")
@@ -255,7 +263,12 @@ def markdown(result: dict[str, Any]) -> str:
         where = f"L* = {target:.4f}: the classic run's validation loss after step {result['train']['steps']}"
     if "classic (repeat)" in runs:
         reference = ("ratios are against the classic (repeat) run, which took turns with the variants in the "
-                     "same process; a ratio < 1 is faster than classic")
+                     "same process (100 steps each per round); a ratio < 1 is faster than classic. Time ratio: "
+                     "seconds to L* / the repeat's seconds for all its steps. Same-rounds ratio: the same, "
+                     "with the repeat's time taken over the rounds the run was running (scaled to its "
+                     "whole run), so that a run that stops early meets the load the repeat met meanwhile. "
+                     "CPU-time ratio: the same with the process's CPU time, the least sensitive to other "
+                     "jobs. 'faster' means a ratio below 0.95")
     elif result.get("merged_from"):
         reference = (f"every run in its own process, {result['merged_from']} side by side (one core each); "
                      "ratios are against the classic run; a ratio < 1 is faster than classic")
@@ -316,6 +329,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                              "val_chars": len(val_text)},
                   "L_star": None, "runs": {}}
     result["machine_end"] = machine("cpu")
+    result["command"] = " ".join(["python", "benchmarks/speedrun.py", *args.argv])
 
     def save() -> None:
         result["machine_end"]["load_average"] = machine("cpu")["load_average"]
@@ -437,6 +451,7 @@ def run_parallel(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         raise AttnlabError(f"no run finished (exit codes {codes})")
     result = merge(done)
     result["parallel"] = {"runs": len(names), "exit_codes": codes}
+    result["command"] = " ".join(["python", "benchmarks/speedrun.py", *args.argv])
     write_result(NAME, result, out)
     for part in parts:
         part.unlink(missing_ok=True)
@@ -478,12 +493,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "(for a machine with a core per run); then merged")
     parser.add_argument("--render", action="store_true", help="only print the table of the JSON file")
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.render:
         path = Path(args.out) if args.out else RESULTS / f"{NAME}.json"
         result = json.loads(path.read_text(encoding="utf-8"))
     elif args.parallel:
         try:
-            result = run_parallel(args, list(sys.argv[1:] if argv is None else argv))
+            result = run_parallel(args, args.argv)
         except AttnlabError as err:
             parser.exit(2, f"error: {err}\n")
     elif args.merge:

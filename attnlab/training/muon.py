@@ -15,8 +15,8 @@ embeddings, the output head, norm gains and biases stay with AdamW.
 
 :class:`GroupedMuon` is ``torch.optim.Muon`` (same arguments, same state, same checkpoints, the same
 update: tested equal) that runs the Newton-Schulz iteration once per set of same-shaped matrices
-as a batched matmul instead of once per matrix; on a small model on a CPU that cuts the optimizer's
-time by about a third.
+as a batched matmul instead of once per matrix; for the 4x4x128 GPT on one CPU thread that cuts the
+Newton-Schulz time by about a third.
 
 The two optimizers travel as one object, :class:`MuonWithAdamW`, so the trainer, its schedule and
 its checkpoints do not need to know there are two: every group carries an ``lr_scale`` (Muon's
@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from attnlab.errors import AttnlabError
 
 HIDDEN_SUFFIXES = ("attn.qkv.weight", "attn.proj.weight", "attn.q.weight", "attn.kv.weight", "mlp.fc.weight",
                    "mlp.proj.weight", "mlp.gate.weight")
@@ -193,5 +195,11 @@ class MuonWithAdamW(torch.optim.Optimizer):
 
 
 def build_muon(model: nn.Module, config) -> MuonWithAdamW:
+    """The optimizer of ``--optimizer muon`` for ``model`` and a TrainConfig."""
+    if not (config.muon_lr > 0 and math.isfinite(config.muon_lr)):
+        raise AttnlabError(f"muon_lr must be a positive number, got {config.muon_lr}")
+    if any(type(p).__name__ == "DTensor" for p in model.parameters()):
+        raise AttnlabError("--optimizer muon needs whole matrices (Newton-Schulz runs on the full matrix) and "
+                           "does not work with --fsdp; use DDP (leave out --fsdp) or --optimizer adamw")
     return MuonWithAdamW(model, lr=config.lr, muon_lr=config.muon_lr, weight_decay=config.weight_decay,
                          betas=(config.beta1, config.beta2))

@@ -134,6 +134,11 @@ class LanguageModelRecipe:
     def presets(self) -> dict[str, dict[str, Any]]:
         return self._resolve(self._presets_path)
 
+    def preset_training(self, preset: str) -> dict[str, Any]:
+        """Training settings a preset brings (``PRESET_TRAINING`` beside ``PRESETS``, if the module has it)."""
+        module_name = self._presets_path.partition(":")[0]
+        return dict(getattr(importlib.import_module(module_name), "PRESET_TRAINING", {}).get(preset, {}))
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--data", default="julius-caesar",
                             help="corpus name (see 'attnlab corpora'), a UTF-8 text file, or a folder of .txt files "
@@ -171,7 +176,8 @@ class LanguageModelRecipe:
             tokenizer = make_tokenizer("bpe", train_text, vocab_size=args.vocab_size)  # merges from train only
         train_ids = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
         val_ids = torch.tensor(tokenizer.encode(val_text), dtype=torch.long)
-        config = self.make_config(args.preset or self.default_preset, model_overrides, tokenizer.vocab_size)
+        preset = args.preset or self.default_preset
+        config = self.make_config(preset, model_overrides, tokenizer.vocab_size)
         model = self.model_class(config)
         context = getattr(config, "context_length", None) or getattr(config, "bptt", None) or 128
         objective = self.make_objective(model, train_ids, val_ids, context, seed)
@@ -184,7 +190,7 @@ class LanguageModelRecipe:
                                           SamplingConfig(max_new_tokens=400, temperature=0.8, seed=seed))
 
         return Setup(
-            model=model, objective=objective, train_defaults=dict(self.train_defaults),
+            model=model, objective=objective, train_defaults={**self.train_defaults, **self.preset_training(preset)},
             files={self.tokenizer_file: tokenizer.save},
             run_info={"data": args.data, "data_fingerprint": text_fingerprint(text), "tokenizer": args.tokenizer,
                       "vocab_size": args.vocab_size, "val_fraction": args.val_fraction,
