@@ -182,3 +182,21 @@ def load_model(directory: str | Path, map_location: str = "cpu") -> Any:
     model.to(map_location)
     model.eval()
     return model
+
+
+class Savable:
+    """``save(directory)`` / ``Model.load(directory)`` for every attnlab model.
+
+    A model class lists this before ``nn.Module`` and defines ``model_type`` and ``config_class``;
+    ``load`` refuses a folder that holds another kind of model.
+    """
+
+    def save(self, directory: str | Path) -> None:
+        save_model(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, map_location: str = "cpu") -> Any:
+        model = load_model(directory, map_location)
+        if not isinstance(model, cls):
+            raise AttnlabError(f"{directory} holds a {model.model_type!r} model, not a {cls.__name__}")
+        return model

@@ -80,3 +80,12 @@ def test_damaged_checkpoint_gives_one_clear_error(tmp_path, damage):
     result = cli("generate", str(tmp_path), "--max-new-tokens", "3")
     assert result.returncode == 2
     assert result.stderr.startswith("attnlab: error:") and "Traceback" not in result.stderr
+
+
+def test_model_class_load_refuses_another_kind_of_model(tmp_path):
+    from attnlab.models.recurrent import LSTMLM
+
+    GPT(GPTConfig(vocab_size=20, context_length=8, n_layer=1, n_head=2, n_embd=16)).save(tmp_path)
+    assert isinstance(GPT.load(tmp_path), GPT)
+    with pytest.raises(AttnlabError, match="holds a 'gpt' model, not a LSTMLM"):
+        LSTMLM.load(tmp_path)

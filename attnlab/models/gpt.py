@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.checkpoint import Savable
 from attnlab.errors import AttnlabError
 from attnlab.layers.attention import KVCache
 from attnlab.layers.block import Block
@@ -108,7 +109,7 @@ def preset_config(name: str, **overrides: Any) -> GPTConfig:
     return GPTConfig(**{**PRESETS[name], **overrides})
 
 
-class GPT(nn.Module):
+class GPT(Savable, nn.Module):
     model_type: ClassVar[str] = "gpt"
     config_class: ClassVar[type] = GPTConfig
 
@@ -219,20 +220,6 @@ class GPT(nn.Module):
         return maps
 
     # ---- persistence -------------------------------------------------------------------------
-    def save(self, directory: str) -> None:
-        from attnlab.checkpoint import save_model
-
-        save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str, map_location: str = "cpu") -> GPT:
-        from attnlab.checkpoint import load_model
-
-        model = load_model(directory, map_location)
-        if not isinstance(model, cls):
-            raise AttnlabError(f"{directory} holds a {model.model_type!r} model, not a GPT")
-        return model
-
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> GPT:
         return cls(preset_config(name, **overrides))

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.checkpoint import Savable
 from attnlab.errors import AttnlabError
 from attnlab.layers.recurrent import RecurrentLayer
 from attnlab.training.recipes import LanguageModelRecipe
@@ -102,7 +103,7 @@ def detach_state(state: State | None) -> State | None:
     return state.detach()
 
 
-class RecurrentLM(nn.Module):
+class RecurrentLM(Savable, nn.Module):
     """Embedding -> stacked recurrent layers -> linear head. Subclasses fix ``cell``."""
 
     model_type: ClassVar[str]
@@ -172,20 +173,6 @@ class RecurrentLM(nn.Module):
         return self(ids, state, return_state=True)
 
     # ---- persistence --------------------------------------------------------------------------
-    def save(self, directory: str) -> None:
-        from attnlab.checkpoint import save_model
-
-        save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str, map_location: str = "cpu") -> RecurrentLM:
-        from attnlab.checkpoint import load_model
-
-        model = load_model(directory, map_location)
-        if not isinstance(model, cls):
-            raise AttnlabError(f"{directory} holds a {model.model_type!r} model, not a {cls.__name__}")
-        return model
-
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> RecurrentLM:
         if name not in PRESETS:

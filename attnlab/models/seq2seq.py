@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from attnlab.checkpoint import Savable
 from attnlab.errors import AttnlabError
 from attnlab.inference.search import DecodeResult, beam_search, greedy_decode
 from attnlab.layers.additive import AdditiveAttention
@@ -149,7 +150,7 @@ class Encoder(nn.Module):
 # ---------------------------------------------------------------------------------------- model
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(Savable, nn.Module):
     """RNN encoder-decoder, with (``attention="bahdanau"``) or without attention; see the module docstring."""
 
     model_type: ClassVar[str] = "seq2seq"
@@ -320,20 +321,6 @@ class Seq2Seq(nn.Module):
             self.train(was_training)
 
     # ---- persistence --------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> None:
-        from attnlab.checkpoint import save_model
-
-        save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | Path, map_location: str = "cpu") -> Seq2Seq:
-        from attnlab.checkpoint import load_model
-
-        model = load_model(directory, map_location)
-        if not isinstance(model, cls):
-            raise AttnlabError(f"{directory} holds a {model.model_type!r} model, not a seq2seq model")
-        return model
-
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> Seq2Seq:
         return cls(preset_config(name, **overrides))

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.checkpoint import Savable
 from attnlab.errors import AttnlabError
 from attnlab.inference.search import DecodeResult, beam_search, greedy_decode
 from attnlab.layers.attention import KVCache
@@ -195,7 +196,7 @@ def preset_config(name: str, **overrides: Any) -> TransformerConfig:
 # =========================================================================================== model
 
 
-class Transformer(nn.Module):
+class Transformer(Savable, nn.Module):
     """The encoder-decoder of "Attention Is All You Need"; see the module docstring."""
 
     model_type: ClassVar[str] = "transformer"
@@ -413,20 +414,6 @@ class Transformer(nn.Module):
             self.train(was_training)
 
     # ---- persistence ---------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> None:
-        from attnlab.checkpoint import save_model
-
-        save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | Path, map_location: str = "cpu") -> Transformer:
-        from attnlab.checkpoint import load_model
-
-        model = load_model(directory, map_location)
-        if not isinstance(model, cls):
-            raise AttnlabError(f"{directory} holds a {model.model_type!r} model, not a transformer")
-        return model
-
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> Transformer:
         return cls(preset_config(name, **overrides))
@@ -518,7 +505,7 @@ ENCODER_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class EncoderLM(nn.Module):
+class EncoderLM(Savable, nn.Module):
     """Bidirectional self-attention over one text; predicts the tokens hidden behind ``[MASK]``.
 
     ``logits = LayerNorm(gelu(h_N W_t)) E^T + b``: BERT's prediction head, tied to the token embedding.
@@ -594,21 +581,6 @@ class EncoderLM(nn.Module):
         finally:
             self.train(was_training)
         return maps
-
-    def save(self, directory: str | Path) -> None:
-        from attnlab.checkpoint import save_model
-
-        save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | Path, map_location: str = "cpu") -> EncoderLM:
-        from attnlab.checkpoint import load_model
-
-        model = load_model(directory, map_location)
-        if not isinstance(model, cls):
-            raise AttnlabError(f"{directory} holds a {model.model_type!r} model, not an encoder")
-        return model
-
 
 def mask_tokens(
     ids: Tensor,
