@@ -6,6 +6,8 @@ import argparse
 import shlex
 import sys
 
+from attnlab.cli.commands.compare import add_plan_arguments
+
 EPILOG = """families (--families, comma-separated; default all):
   layers   1, 3, 5, 7 layers
   heads    1, 2, 4, 8 heads at the same width
@@ -36,17 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="sequences per step (default 16)")
     p.add_argument("--families", default=None, help="comma-separated subset: layers, heads, lr, block")
     p.add_argument("--data", default="julius-caesar", help="corpus (default julius-caesar)")
-    p.add_argument("--out", default="results/ablate", help="results folder (default results/ablate)")
-    p.add_argument("--runs", default=None,
-                   help="where the run folders (checkpoints) go (default OUT/runs); keep it to resume")
-    p.add_argument("--seed", type=int, default=1337, help="seed for weights, batches and dropout")
-    p.add_argument("--fresh", action="store_true", help="retrain every variant, ignoring finished ones")
-    p.add_argument("--delete-weights", action="store_true",
-                   help="delete each run's weights once it is evaluated (keeps metrics and result.json)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; on a busy shared machine 1 is often "
-                        "much faster)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_plan_arguments(p, "ablate")
     p.set_defaults(func=run)
 
 

@@ -42,10 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="distinct pairs generated for each source length k (default 4000; quick 40)")
     p.add_argument("--tokenizer", choices=("word", "char"), default="word",
                    help="translation tokens (default word); the language models always use characters")
-    p.add_argument("--out", default="results/compare", help="results folder (default results/compare)")
+    add_plan_arguments(p, "compare")
+    p.set_defaults(func=run)
+
+
+def add_plan_arguments(p: argparse.ArgumentParser, name: str) -> None:
+    """The options every resumable plan of runs shares (compare, ablate)."""
+    p.add_argument("--out", default=f"results/{name}", help=f"results folder (default results/{name})")
     p.add_argument("--runs", default=None,
                    help="where the run folders (checkpoints) go (default OUT/runs); keep it to resume")
-    p.add_argument("--seed", type=int, default=1337, help="seed for weights, batches and samples")
+    p.add_argument("--seed", type=int, default=1337, help="seed for weights, batches, dropout and samples")
     p.add_argument("--fresh", action="store_true", help="retrain every run, ignoring finished ones")
     p.add_argument("--delete-weights", action="store_true",
                    help="delete each run's weights once it is evaluated (keeps metrics and result.json)")
@@ -53,7 +59,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="torch CPU threads (default: torch's choice; on a busy shared machine 1 is often "
                         "much faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
