@@ -78,6 +78,18 @@ OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+WITHOUT = f"{PRESET} without "  # the preset with one of its settings back at the classic value
+
+
+def ablations() -> list[str]:
+    """One run per idea of the preset, with that idea taken out: does each one still pay in company?"""
+    shape = set(MODEL) | {"vocab_size"}
+    model_keys = [k for k in PRESETS[PRESET] if k not in shape]
+    train_keys = ["optimizer"] if PRESET_TRAINING.get(PRESET, {}).get("optimizer", "adamw") != "adamw" else []
+    values = {**PRESETS[PRESET], **PRESET_TRAINING.get(PRESET, {})}
+    return [f"{WITHOUT}{key}={values[key]}" for key in [*model_keys, *train_keys]]
+
+
 # ---- data ------------------------------------------------------------------------------------
 def speedrun_corpus(chars: int = CORPUS_CHARS) -> tuple[str, list[str]]:
     """The first plays by name until ``chars`` characters, cut at the last line break before ``chars``."""
@@ -117,10 +129,20 @@ def variant_settings(name: str, extra: dict[str, dict[str, Any]]) -> dict[str, A
         return {}
     if name == PRESET:
         return {**PRESETS[PRESET], **PRESET_TRAINING.get(PRESET, {})}
+    if name.startswith(WITHOUT) and name in ablations():
+        key = name[len(WITHOUT):].partition("=")[0]
+        settings = variant_settings(PRESET, extra)
+        if key == "optimizer":  # AdamW for every parameter, at the preset's AdamW learning rate
+            return {k: v for k, v in settings.items() if k not in ("optimizer", "muon_lr")}
+        return {k: v for k, v in settings.items() if k != key}
     if name in OPTIONS:
         return OPTIONS[name]
-    known = ", ".join(["classic", *OPTIONS, PRESET, *extra])
+    known = ", ".join(["classic", *OPTIONS, PRESET, *ablations(), *extra])
     raise AttnlabError(f"unknown variant {name!r}; known: {known} (or define one: --variant NAME:k=v,...)")
+
+
+def default_names(args: argparse.Namespace) -> list[str]:
+    return [*OPTIONS, PRESET, *(ablations() if args.ablations else [])]
 
 
 def configs(settings: dict[str, Any], vocab_size: int, args: argparse.Namespace
@@ -282,6 +304,10 @@ def markdown(result: dict[str, Any]) -> str:
              reference]
     if settings:
         notes.append(f"{PRESET}: {', '.join(f'{k}={v}' for k, v in settings.items())}")
+    if any(name.startswith(WITHOUT) for name in runs):
+        notes.append(f"'{WITHOUT}X' rows: the preset with one idea put back to the classic choice "
+                     "(without optimizer: AdamW for everything at the preset's AdamW learning rate); compare "
+                     "their last validation loss with the preset's, at the same step")
     return text + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
@@ -296,7 +322,7 @@ def fingerprint(args: argparse.Namespace, names: list[str], extra: dict[str, dic
 # ---- the benchmark ---------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
     extra = dict(parse_variant(s) for s in args.variant or [])
-    names = [n.strip() for n in (args.variants or ",".join([*OPTIONS, PRESET])).split(",") if n.strip()]
+    names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else default_names(args)
     if args.variants is None:  # --variant runs join the default list; with --variants, name them there
         names += [n for n in extra if n not in names]
     for name in names:
@@ -329,7 +355,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                              "val_chars": len(val_text)},
                   "L_star": None, "runs": {}}
     result["machine_end"] = machine("cpu")
-    result["command"] = " ".join(["python", "benchmarks/speedrun.py", *args.argv])
+    result["command"] = " ".join(["python", "benchmarks/speedrun.py", *(a for a in args.argv if a != "--fresh")])
 
     def save() -> None:
         result["machine_end"]["load_average"] = machine("cpu")["load_average"]
@@ -425,7 +451,7 @@ def run_parallel(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     import subprocess
 
     extra = dict(parse_variant(s) for s in args.variant or [])
-    names = [n.strip() for n in (args.variants or ",".join([*OPTIONS, PRESET])).split(",") if n.strip()]
+    names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else default_names(args)
     if args.variants is None:
         names += [n for n in extra if n not in names]
     names = ["classic", *[n for n in names if n != "classic"]]
@@ -451,7 +477,7 @@ def run_parallel(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         raise AttnlabError(f"no run finished (exit codes {codes})")
     result = merge(done)
     result["parallel"] = {"runs": len(names), "exit_codes": codes}
-    result["command"] = " ".join(["python", "benchmarks/speedrun.py", *args.argv])
+    result["command"] = " ".join(["python", "benchmarks/speedrun.py", *(a for a in args.argv if a != "--fresh")])
     write_result(NAME, result, out)
     for part in parts:
         part.unlink(missing_ok=True)
@@ -461,8 +487,8 @@ def run_parallel(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default=None,
-                        help=f"comma-separated runs besides classic (default: every option, then {PRESET}); "
-                             f"options: {', '.join(OPTIONS)}")
+                        help=f"comma-separated runs besides classic (default: every option, {PRESET}, then "
+                             f"{PRESET} without each of its ideas); options: {', '.join(OPTIONS)}")
     parser.add_argument("--variant", action="append", metavar="NAME:k=v,...",
                         help="define an extra run from GPTConfig / TrainConfig fields (repeatable); it runs "
                              "after the default list, or when --variants names it")
@@ -474,6 +500,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--corpus-chars", type=int, default=CORPUS_CHARS)
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--no-ablations", dest="ablations", action="store_false",
+                        help=f"skip the runs of {PRESET} with one of its ideas taken out")
     parser.add_argument("--no-repeat-classic", dest="repeat_classic", action="store_false",
                         help="skip the second classic run that takes turns with the variants")
     parser.add_argument("--out", default=None, help=f"JSON file (default benchmarks/results/{NAME}.json)")

@@ -320,7 +320,7 @@ def test_train_generate_resume_and_convert_the_speedrun_preset(tmp_path):
     common = ["--set", "eval_every=4", "--set", "eval_iters=1", "--set", "ckpt_every=4", "--batch-size", "4",
               "--quiet", "--no-sample"]
     first = cli("train", "gpt", "--data", str(tmp_path / "corpus.txt"), "--preset", "gpt-speedrun",
-                "--optimizer", "muon", "--steps", "4", "--out", str(run), *common)
+                "--steps", "4", "--out", str(run), *common)  # Muon comes with the preset
     assert first.returncode == 0, first.stderr
     state = json.loads((run / "trainer_state.json").read_text())
     assert state["step"] == 4 and state["config"]["optimizer"] == "muon"

@@ -88,10 +88,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpt-10m": dict(n_layer=6, n_head=6, n_embd=384, context_length=256),
     "gpt2": dict(n_layer=12, n_head=12, n_embd=768, context_length=1024, vocab_size=50257),
     "gpt2-medium": dict(n_layer=24, n_head=16, n_embd=1024, context_length=1024, vocab_size=50257),
-    # gpt-micro's shape with the speedrun's ideas that pay on a CPU (benchmarks/speedrun.py, issue 11);
-    # RMSNorm is left out: no fewer steps than LayerNorm here, and slower per step on a CPU
+    # gpt-micro's shape with the speedrun's ideas that pay on a CPU (benchmarks/speedrun.py, issue 11):
+    # rotary positions, QK-norm and ReLU^2; train it with PRESET_TRAINING["gpt-speedrun"] (Muon)
     "gpt-speedrun": dict(n_layer=4, n_head=4, n_embd=128, context_length=64, pos="rope", qk_norm=True,
-                         mlp="relu2", zero_init_proj=True, tie_weights=False, logit_softcap=15.0),
+                         mlp="relu2"),
 }
 
 # Training settings that belong to a preset (TrainConfig fields); `attnlab train gpt --preset NAME` starts
