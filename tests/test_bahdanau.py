@@ -7,15 +7,6 @@ from attnlab.layers.additive import AdditiveAttention
 from attnlab.scratch.bahdanau import BahdanauAttention
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster than two, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def twins(query_dim=5, key_dim=6, attn_dim=4, seed=0):
     torch.manual_seed(seed)
     scratch = BahdanauAttention(query_dim, key_dim, attn_dim)

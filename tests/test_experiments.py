@@ -23,15 +23,6 @@ from attnlab.experiments.compare import (
 from attnlab.experiments.metrics import by_length, heldout_lm_loss, items_in
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared machine: one thread is many times faster than two fighting for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_compare_quick_lists_every_model(tmp_path):
     config = CompareConfig.quick_config(out=tmp_path / "out", runs=tmp_path / "runs", progress=False)
     summary = run_compare(config)

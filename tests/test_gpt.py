@@ -12,16 +12,6 @@ from attnlab.models.gpt import GPT, PRESETS, GPTConfig
 from attnlab.scratch import GPTModel
 from attnlab.training.mfu import linear_weight_count, transformer_flops_per_token
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, and far faster on a machine shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = dict(vocab_size=65, context_length=24, n_layer=2, n_head=4, n_embd=32)
 
 

@@ -23,15 +23,6 @@ ATOL = 1e-5
 KINDS = ["rnn", "lstm", "gru"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny recurrent layers run many small kernels: one thread is faster than two busy ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _states(state):
     return state if isinstance(state, tuple) else (state,)
 

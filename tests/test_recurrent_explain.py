@@ -19,15 +19,6 @@ SEED_INPUTS = [[0.43, 0.15, 0.89, 0.17, 0.23, 0.19, 0.38, 0.44],
                [0.77, 0.25, 0.10, 0.10, 0.90, 0.30, 0.30, 0.20]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run many small kernels: one thread is faster than two busy ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exit_info:
         main(["explain", *argv])

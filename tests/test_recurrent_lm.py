@@ -27,15 +27,6 @@ VOCAB = sorted(set(TEXT))
 IDS = torch.tensor([VOCAB.index(ch) for ch in TEXT])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny recurrent models run many small kernels: one thread is faster than two busy ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(cls, **overrides):
     values = dict(vocab_size=len(VOCAB), n_embd=16, hidden_size=64, n_layer=1, bptt=16)
     return cls(cls.config_class(**{**values, **overrides}))

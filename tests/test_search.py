@@ -11,15 +11,6 @@ from attnlab.inference.search import beam_search, greedy_decode, repeat_rows, se
 BOS, EOS = 0, 1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster than two, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def table_step(table):
     """A step function from a dict: prefix (tuple of tokens after BOS) -> next-token probabilities.
 

@@ -23,15 +23,6 @@ PAIRS = [("mercredi 9 mai 2018", "Wednesday, May 9, 2018"), ("lundi 1 mars 1999"
          ("jeudi 22 juin 2001", "Thursday, June 22, 2001"), ("mardi 3 mai 2010", "Tuesday, May 3, 2010")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread is faster than two, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def toks():
     src = make_tokenizer("char", "\n".join(s for s, _ in PAIRS), specials=SEQ2SEQ_SPECIALS)

@@ -3,17 +3,8 @@
 import json
 
 import pytest
-import torch
 
 from attnlab.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def cli(*argv):

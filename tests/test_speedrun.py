@@ -36,15 +36,6 @@ OPTIONS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from more threads, and lose a lot on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def text_ids() -> torch.Tensor:
     chars = sorted(set(TEXT))
     return torch.tensor([chars.index(c) for c in TEXT])

@@ -7,19 +7,11 @@ import json
 import pytest
 import torch
 
+from attnlab.checkpoint import load_model
 from attnlab.data.batching import LanguageModelObjective
 from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.training import mfu
 from attnlab.training.trainer import TrainConfig, Trainer
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, and far faster on a machine shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def pattern_ids(n: int) -> torch.Tensor:
@@ -94,3 +86,50 @@ def test_matmul_peak_and_mfu_arithmetic():
 def test_gpu_peak_override(monkeypatch):
     monkeypatch.setenv(mfu.PEAK_ENV, "100")
     assert mfu.gpu_peak_flops("cpu") == 100e12
+
+
+# ---- the GPU path's options, run on the CPU ------------------------------------------------------
+# A CUDA machine is not always at hand; these options are device-agnostic PyTorch and run here too.
+
+
+def test_bfloat16_autocast_learns_and_keeps_float32_weights(tmp_path):
+    """``--dtype bfloat16``: matmuls in bf16 under autocast, weights, optimizer and checkpoint in fp32."""
+    results = {}
+    for dtype in ("float32", "bfloat16"):
+        model, objective, config = make(dtype=dtype, steps=30, eval_every=30, ckpt_every=30)
+        trainer = Trainer(model, objective, config, run_dir=tmp_path / dtype, progress=False)
+        x = objective.batch("train", 0, 2)["x"]
+        with trainer.autocast:
+            logits = model(x)
+        assert logits.dtype == (torch.bfloat16 if dtype == "bfloat16" else torch.float32)
+        before = trainer.evaluate()
+        results[dtype] = trainer.fit().val_loss
+        assert results[dtype] < 0.7 * before, (dtype, before, results[dtype])
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    # bf16 keeps 8 bits of mantissa: the same run, slightly different numbers, the same learning
+    assert results["bfloat16"] != results["float32"]
+    assert results["bfloat16"] == pytest.approx(results["float32"], rel=0.1)
+    saved = load_model(tmp_path / "bfloat16")
+    assert all(p.dtype == torch.float32 for p in saved.parameters())
+
+
+def test_compiled_model_trains_like_the_eager_one_and_saves_plain_weights(tmp_path, monkeypatch):
+    """``--compile``: the same losses as eager, and a checkpoint without torch.compile's key prefix.
+
+    The ``aot_eager`` backend traces exactly what inductor would compile (graphs, graph breaks,
+    the wrapper module) without needing a C++ compiler, so the test stays quick.
+    """
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: real_compile(module, backend="aot_eager", **kw))
+    losses = {}
+    for compile in (False, True):
+        model, objective, config = make(compile=compile, steps=4, eval_every=100, ckpt_every=100)
+        trainer = Trainer(model, objective, config, run_dir=tmp_path / str(compile), progress=False)
+        assert (trainer.model is not model) == compile
+        losses[compile] = [trainer.train_step()[0] for _ in range(4)]
+        trainer.save_checkpoint()
+    assert losses[True] == pytest.approx(losses[False], abs=1e-5)
+    eager, compiled = load_model(tmp_path / "False"), load_model(tmp_path / "True")
+    assert eager.state_dict().keys() == compiled.state_dict().keys()
+    for key, value in eager.state_dict().items():
+        torch.testing.assert_close(compiled.state_dict()[key], value, atol=1e-5, rtol=0)

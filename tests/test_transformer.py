@@ -26,15 +26,6 @@ from attnlab.models.transformer import (
 from attnlab.training.trainer import TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models on a shared 2-core machine run fastest (and steadiest) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(**overrides) -> Transformer:
     torch.manual_seed(0)
     values = dict(src_vocab_size=23, tgt_vocab_size=19, max_length=64, dropout=0.0)

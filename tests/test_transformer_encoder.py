@@ -28,14 +28,6 @@ TEXT = (
 ) * 30
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def word_tokenizer():
     return make_tokenizer("word", TEXT, specials=(PAD, UNK, MASK))
 

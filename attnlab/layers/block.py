@@ -49,7 +49,8 @@ class Block(nn.Module):
 
     def _sublayer(self, x: Tensor, norm: nn.Module, fn) -> tuple[Tensor, Tensor | None]:
         out, weights = fn(norm(x) if self.pre else x)
-        out = self.dropout(out)
+        if self.training and self.dropout.p > 0:  # skipped, not called, when off: decoding is call-bound
+            out = self.dropout(out)
         x = x + out if self.residual else out
         return (x if self.pre else norm(x)), weights
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.cli.help import DefaultsHelpFormatter
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -11,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="guess the [MASK]ed words of a text with a trained encoder (BERT-like) run",
         description="Print the most likely tokens for every [MASK] in TEXT, with their probabilities, "
         "and the text filled with the best guesses. Needs a run of 'attnlab train encoder'.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("run", help="run folder of an encoder model, e.g. runs/encoder-julius-caesar")
     p.add_argument("text", help='text with one or more [MASK], e.g. "Friends, [MASK], countrymen"')

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.cli.help import DefaultsHelpFormatter
+
 
 def add_sampling_arguments(p: argparse.ArgumentParser, max_new_tokens: int = 500) -> None:
     p.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="tokens to generate")
@@ -19,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "generate", help="generate text from a trained language model run",
         description="Continue a prompt with a trained GPT (or RNN/LSTM/GRU) run. Prompts longer than the "
                     "model's context are cropped from the left with a warning.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     p.add_argument("run", help="run folder, e.g. runs/gpt-julius-caesar")
     p.add_argument("--prompt", default="\n", help="text to continue")
     add_sampling_arguments(p)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from attnlab.cli.help import DefaultsHelpFormatter
+
 KINDS_HELP = """model kinds:
   gpt            decoder-only GPT language model (2018) - the main job
   rnn, lstm, gru recurrent language models (1980s, 1997)
@@ -35,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def kind_parser(kind: str, recipe) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"attnlab train {kind}", description=recipe.help,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
     recipe.add_arguments(p)
     presets = ", ".join(recipe.presets)
     p.add_argument("--preset", default=None, help=f"model size: {presets} (default {recipe.default_preset})")

@@ -1,0 +1,18 @@
+"""A help formatter that shows a default only where the help text does not already say it."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Appends ``(default: X)`` to an option's help, unless the help mentions its default itself
+    or there is nothing useful to show (None, False, an empty list: "not given")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text.lower() or default in (None, False, "", argparse.SUPPRESS) or default == []
+                or action.option_strings == []):
+            return text
+        return f"{text} (default: %(default)s)"
