@@ -133,3 +133,18 @@ def test_compiled_model_trains_like_the_eager_one_and_saves_plain_weights(tmp_pa
     assert eager.state_dict().keys() == compiled.state_dict().keys()
     for key, value in eager.state_dict().items():
         torch.testing.assert_close(compiled.state_dict()[key], value, atol=1e-5, rtol=0)
+
+
+def test_adamw_is_fused_on_cpu():
+    """The fused AdamW (one kernel over all tensors) runs on CPUs too, and steps like the default one."""
+    model, objective, config = make(steps=3, eval_every=100)
+    trainer = Trainer(model, objective, config, progress=False)
+    assert trainer.optimizer.defaults["fused"] is True
+    fused_losses = [trainer.train_step()[0] for _ in range(3)]
+    model, objective, config = make(steps=3, eval_every=100)
+    trainer = Trainer(model, objective, config, progress=False)
+    groups = [{"params": g["params"], "weight_decay": g["weight_decay"], "lr_scale": 1.0}
+              for g in trainer.optimizer.param_groups]
+    trainer.optimizer = torch.optim.AdamW(groups, lr=config.lr, foreach=True)
+    assert not trainer.optimizer.param_groups[0]["fused"]
+    assert fused_losses == pytest.approx([trainer.train_step()[0] for _ in range(3)], abs=1e-5)

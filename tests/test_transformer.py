@@ -225,7 +225,9 @@ def test_tiny_model_learns_copy_and_reverse(reverse):
                            share_embeddings=True, max_length=32, max_target_len=12)
     model = Transformer(config)
     objective = SmoothedTranslationObjective({"train": data.train, "val": data.val}, src_tok, tgt_tok, seed=0)
-    train = TrainConfig(steps=250, batch_size=64, lr=3e-3, schedule="constant", warmup_steps=30,
+    # a decaying rate: at a constant 3e-3 the result swung from 0.76 to 0.99 with the seed; with this
+    # schedule seeds 0-3 all reached 0.98-1.0 on reverse
+    train = TrainConfig(steps=300, batch_size=64, lr=2e-3, schedule="cosine", warmup_steps=30,
                         weight_decay=0.0, beta2=0.98, eval_every=10**6, ckpt_every=10**6)
     Trainer(model, objective, train, run_dir=None, progress=False).fit()
     translator = Translator(model.eval(), src_tok, tgt_tok)

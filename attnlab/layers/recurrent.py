@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attnlab.errors import AttnlabError
+from attnlab.errors import AttnlabError, require_positive_ints
 
 State = Tensor | tuple[Tensor, Tensor]
 
@@ -47,10 +47,7 @@ class RecurrentLayer(nn.Module):
         super().__init__()
         if kind not in KINDS:
             raise AttnlabError(f"unknown recurrent cell {kind!r}; choose one of {', '.join(KINDS)}")
-        sizes = {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers}
-        for name, value in sizes.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise AttnlabError(f"{name} must be a positive integer, got {value!r}")
+        require_positive_ints({"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers})
         if not 0.0 <= dropout < 1.0:
             raise AttnlabError(f"dropout must be in [0, 1), got {dropout}")
         self.kind, self.input_size, self.hidden_size = kind, input_size, hidden_size

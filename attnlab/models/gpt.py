@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.checkpoint import Savable
-from attnlab.errors import AttnlabError
+from attnlab.errors import AttnlabError, require_positive_fields
 from attnlab.layers.attention import KVCache
 from attnlab.layers.block import Block
 from attnlab.layers.mlp import MLPS
@@ -56,10 +56,7 @@ class GPTConfig:
     logit_softcap: float = 0.0  # 0 = off; else logits = cap * tanh(logits / cap)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "context_length", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise AttnlabError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        require_positive_fields(self, ("vocab_size", "context_length", "n_layer", "n_head", "n_embd"))
         if self.n_embd % self.n_head:
             raise AttnlabError(
                 f"GPTConfig: n_embd={self.n_embd} is not divisible by n_head={self.n_head}; each head gets "

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.checkpoint import Savable
-from attnlab.errors import AttnlabError
+from attnlab.errors import AttnlabError, require_positive_fields
 from attnlab.layers.recurrent import RecurrentLayer
 from attnlab.training.recipes import LanguageModelRecipe
 
@@ -53,10 +53,7 @@ class RecurrentLMConfig:
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        for field in ("vocab_size", "n_embd", "hidden_size", "n_layer", "bptt"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise AttnlabError(f"{name}.{field} must be a positive integer, got {value!r}")
+        require_positive_fields(self, ("vocab_size", "n_embd", "hidden_size", "n_layer", "bptt"))
         if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
             raise AttnlabError(f"{name}.dropout must be in [0, 1), got {self.dropout!r}")
         if self.tie_weights and self.hidden_size != self.n_embd:

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnlab.checkpoint import Savable
-from attnlab.errors import AttnlabError
+from attnlab.errors import AttnlabError, require_positive_fields
 from attnlab.inference.search import DecodeResult, beam_search, greedy_decode
 from attnlab.layers.additive import AdditiveAttention
 from attnlab.scratch.bahdanau import BahdanauAttention
@@ -76,10 +76,7 @@ class Seq2SeqConfig:
 
     def __post_init__(self) -> None:
         sizes = ("src_vocab_size", "tgt_vocab_size", "emb_dim", "hidden_size", "num_layers", "max_target_len")
-        for name in sizes:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise AttnlabError(f"Seq2SeqConfig.{name} must be a positive integer, got {value!r}")
+        require_positive_fields(self, sizes)
         if self.cell not in CELLS:
             raise AttnlabError(f"Seq2SeqConfig.cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         if self.attention not in ATTENTIONS:
@@ -90,8 +87,7 @@ class Seq2SeqConfig:
                                f"got {self.attention_impl!r}")
         if self.attn_dim is None:
             self.attn_dim = self.hidden_size
-        if not isinstance(self.attn_dim, int) or self.attn_dim < 1:
-            raise AttnlabError(f"Seq2SeqConfig.attn_dim must be a positive integer, got {self.attn_dim!r}")
+        require_positive_fields(self, ("attn_dim",))
         if self.bidirectional is None:
             self.bidirectional = self.attention != "none"
         if not 0.0 <= self.dropout < 1.0:

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.checkpoint import Savable
-from attnlab.errors import AttnlabError
+from attnlab.errors import AttnlabError, require_positive_fields
 from attnlab.inference.search import DecodeResult, beam_search, greedy_decode
 from attnlab.layers.attention import KVCache
 from attnlab.layers.block import Block
@@ -67,13 +67,6 @@ from attnlab.models.seq2seq import (
 POSITIONS = ("sinusoidal", "learned")
 NORM_POSITIONS = ("post", "pre")
 MASK = "[MASK]"
-
-
-def _check_positive(owner: str, config: Any, names: Sequence[str]) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise AttnlabError(f"{owner}.{name} must be a positive integer, got {value!r}")
 
 
 def _check_common(owner: str, c: Any) -> None:
@@ -136,8 +129,7 @@ class TransformerConfig:
     max_target_len: int = 64  # default length limit when decoding
 
     def __post_init__(self) -> None:
-        _check_positive(
-            "TransformerConfig",
+        require_positive_fields(
             self,
             (
                 "src_vocab_size",
@@ -485,9 +477,7 @@ class EncoderConfig:
     mask_prob: float = 0.15  # share of positions chosen for prediction
 
     def __post_init__(self) -> None:
-        _check_positive(
-            "EncoderConfig", self, ("vocab_size", "context_length", "d_model", "n_head", "n_layer", "d_ff")
-        )
+        require_positive_fields(self, ("vocab_size", "context_length", "d_model", "n_head", "n_layer", "d_ff"))
         _check_common("EncoderConfig", self)
         if not 0 <= self.mask_id < self.vocab_size:
             raise AttnlabError(

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
+from attnlab.training.optim import use_fused
 
 HIDDEN_SUFFIXES = ("attn.qkv.weight", "attn.proj.weight", "attn.q.weight", "attn.kv.weight", "mlp.fc.weight",
                    "mlp.proj.weight", "mlp.gate.weight")
@@ -135,7 +136,8 @@ class MuonWithAdamW(torch.optim.Optimizer):
             {"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0, "name": "adamw_decay"},
             {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0, "name": "adamw_no_decay"},
         ]
-        self.parts.append(torch.optim.AdamW([g for g in adam_groups if g["params"]], lr=lr, betas=betas))
+        self.parts.append(torch.optim.AdamW([g for g in adam_groups if g["params"]], lr=lr, betas=betas,
+                                             fused=use_fused(model)))
         # deliberately not calling Optimizer.__init__: the parts own the parameters and the state
         self.defaults = {}
         self.state = {}

@@ -42,7 +42,7 @@ from attnlab.checkpoint import (
     write_json_atomic,
     write_text_atomic,
 )
-from attnlab.errors import AttnlabError
+from attnlab.errors import AttnlabError, require_positive_fields
 from attnlab.training import distributed as dist_utils
 from attnlab.training import mfu as mfu_utils
 from attnlab.training.optim import build_optimizer
@@ -84,10 +84,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "grad_accum", "eval_every", "eval_iters", "ckpt_every", "log_every")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise AttnlabError(f"{name} must be a positive integer, got {value!r}")
+        require_positive_fields(self, positive, owner="")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise AttnlabError(f"lr must be a positive number, got {self.lr}")
         if self.min_lr is None:
