@@ -18,6 +18,7 @@ harder, slower variant.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from common import RESULTS, describe, machine, table, write_result  # noqa: E402
-from seq2seq import MODELS, prepare, train_and_score  # noqa: E402
+from seq2seq import MODELS, TRANSFORMER, prepare, train_and_score  # noqa: E402
 
 LABELS = {"bahdanau-gru": "GRU + Bahdanau attention (RNNsearch)",
-          "gru-no-attention": "GRU, no attention (RNNencdec)"}
+          "gru-no-attention": "GRU, no attention (RNNencdec)", TRANSFORMER: "Transformer (2017), preset small"}
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="dates-fr-en")
     p.add_argument("--ks", default="1,2,4,8", help="comma-separated dates per sentence")
-    p.add_argument("--models", default="bahdanau-gru,gru-no-attention", help=f"from {', '.join(MODELS)}")
+    p.add_argument("--models", default="bahdanau-gru,gru-no-attention",
+                   help=f"from {', '.join([*MODELS, TRANSFORMER])}")
     p.add_argument("--budget", type=float, default=120.0, help="CPU seconds of training per model")
     p.add_argument("--n-pairs", type=int, default=20000)
     p.add_argument("--tokenizer", choices=("char", "word"), default="word")
@@ -81,13 +83,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(RESULTS / "length_sweep.json"),
                    help="JSON result (the PNG goes beside it)")
+    p.add_argument("--add", action="store_true",
+                   help="keep the other models' rows already in --out (their settings must match) and "
+                        "replace only the rows of --models: adds a model to an earlier sweep")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     ks = [int(k) for k in args.ks.split(",")]
     info = machine()
     print(f"length sweep on {args.task}, k = {ks}, {args.budget:.0f} CPU s per model; {describe(info)}",
           flush=True)
-    rows = []
+    rows, earlier = [], None
+    if args.add and Path(args.out).is_file():
+        earlier = json.loads(Path(args.out).read_text(encoding="utf-8"))
+        same = ("task", "n_pairs", "tokenizer", "budget", "eval_limit", "seed")
+        changed = [key for key in same if earlier["settings"].get(key) != getattr(args, key)]
+        if changed:
+            p.error(f"--add: {args.out} was run with other {', '.join(changed)}; its rows would not compare")
+        models = set(args.models.split(","))
+        rows = [r for r in earlier["results"] if r["model"] not in models]
     for k in ks:
         data, src, tgt = prepare(args.task, args.n_pairs, k, args.tokenizer)
         mean_src = sum(len(src.encode(s)) for s, _ in data.test) / len(data.test)
@@ -97,9 +110,14 @@ def main(argv: list[str] | None = None) -> int:
                                   eval_limit=args.eval_limit)
             row.update(k=k, mean_source_tokens=round(mean_src, 1))
             rows.append(row)
+    rows.sort(key=lambda r: (r["k"], r["model"]))
     result = {"benchmark": "accuracy vs sentence length, with and without attention",
               "settings": {k: v for k, v in vars(args).items()}, "machine": info, "machine_after": machine(),
               "results": rows}
+    if earlier is not None:
+        result["earlier_runs"] = [{"models": sorted({r["model"] for r in rows} - set(args.models.split(","))),
+                                   "machine": earlier["machine"], "settings": earlier["settings"]},
+                                  *earlier.get("earlier_runs", [])]
     out = write_result("length_sweep", result, args.out)
     png = out.with_suffix(".png")
     plot(result, png)

@@ -50,6 +50,8 @@ from attnlab.models.seq2seq import (  # noqa: E402
     plot_alignment,
     preset_config,
 )
+from attnlab.models.transformer import PRESETS as TRANSFORMER_PRESETS  # noqa: E402
+from attnlab.models.transformer import SmoothedTranslationObjective, Transformer, TransformerConfig  # noqa: E402
 from attnlab.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 MODELS = {  # name -> (cell, attention)
@@ -60,6 +62,10 @@ MODELS = {  # name -> (cell, attention)
     "bahdanau-rnn": ("rnn", "bahdanau"),
     "rnn-no-attention": ("rnn", "none"),
 }
+# the 2017 Transformer (issue 6), in its `small` preset (or --preset, if it names a Transformer preset),
+# trained with its own recipe: a post-norm Transformer wants a gentler rate and a longer warm-up
+TRANSFORMER = "transformer"
+TRANSFORMER_TRAIN = dict(lr=2e-3, schedule="inverse_sqrt", beta2=0.98, grad_clip=1.0)
 
 
 def prepare(task: str, n_pairs: int, k: int, tokenizer: str) -> tuple[Any, Any, Any]:
@@ -70,7 +76,17 @@ def prepare(task: str, n_pairs: int, k: int, tokenizer: str) -> tuple[Any, Any, 
     return data, src, tgt
 
 
-def build_model(name: str, preset: str, src: Any, tgt: Any, longest: int, seed: int, **extra: Any) -> Seq2Seq:
+def build_model(name: str, preset: str, src: Any, tgt: Any, longest: int, seed: int, longest_source: int = 0,
+                **extra: Any) -> Seq2Seq | Transformer:
+    """``longest``: the longest target in tokens (sets the decoding limit); ``longest_source`` matters
+    only to the Transformer (its position table must cover both sides)."""
+    if name == TRANSFORMER:
+        torch.manual_seed(seed)
+        values = {**TRANSFORMER_PRESETS[preset if preset in TRANSFORMER_PRESETS else "small"], **extra}
+        return Transformer(TransformerConfig(
+            **values, src_vocab_size=src.vocab_size, tgt_vocab_size=tgt.vocab_size, pad_id=tgt.pad_id,
+            bos_id=tgt.bos_id, eos_id=tgt.eos_id, max_length=max(256, 2 * max(longest + 1, longest_source)),
+            max_target_len=int(1.25 * longest) + 5))
     cell, attention = MODELS[name]
     torch.manual_seed(seed)
     config = preset_config(preset, cell=cell, attention=attention, src_vocab_size=src.vocab_size,
@@ -89,13 +105,22 @@ def train_and_score(name: str, data: Any, src: Any, tgt: Any, *, preset: str, bu
                     lr: float, seed: int = 0, eval_limit: int | None = None, run_dir: Path | None = None,
                     budget_clock: str = "cpu", log: bool = True) -> dict[str, Any]:
     """Train model ``name`` for ``budget`` seconds of ``budget_clock``; score greedy test translations."""
-    longest = max(len(tgt.encode(t)) for split in ("train", "val", "test") for _, t in data.split(split))
-    model = build_model(name, preset, src, tgt, longest, seed)
-    objective = TranslationObjective({"train": data.train, "val": data.val}, src, tgt, seed=seed)
+    every_pair = [p for split in ("train", "val", "test") for p in data.split(split)]
+    longest = max(len(tgt.encode(t)) for _, t in every_pair)
+    longest_source = max(len(src.encode(s)) for s, _ in every_pair)
+    model = build_model(name, preset, src, tgt, longest, seed, longest_source=longest_source)
+    splits = {"train": data.train, "val": data.val}
+    if name == TRANSFORMER:
+        objective = SmoothedTranslationObjective(splits, src, tgt, seed=seed,
+                                                 label_smoothing=model.config.label_smoothing)
+        recipe = {**TRANSFORMER_TRAIN}
+    else:
+        objective = TranslationObjective(splits, src, tgt, seed=seed)
+        recipe = {"lr": lr}
     # calibrate: seconds per step, so that the cosine schedule ends when the budget does
-    probe = build_model(name, preset, src, tgt, longest, seed)
-    probe_config = TrainConfig(steps=12, batch_size=batch_size, lr=lr, warmup_steps=1, eval_every=10_000,
-                               eval_iters=1)
+    probe = build_model(name, preset, src, tgt, longest, seed, longest_source=longest_source)
+    probe_config = TrainConfig(steps=12, batch_size=batch_size, warmup_steps=1, eval_every=10_000,
+                               eval_iters=1, **recipe)
     probe_trainer = Trainer(probe, objective, probe_config, progress=False)
     for _ in range(2):
         probe_trainer.train_step()
@@ -104,10 +129,11 @@ def train_and_score(name: str, data: Any, src: Any, tgt: Any, *, preset: str, bu
         probe_trainer.train_step()
     per_step = (clock(budget_clock) - start) / 8
     steps = max(50, int(0.97 * budget / per_step))
-    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=min(100, steps // 10),
-                         eval_iters=10, weight_decay=0.01, seed=seed)
+    warmup = min(300, steps // 5) if name == TRANSFORMER else min(100, steps // 10)
+    config = TrainConfig(steps=steps, batch_size=batch_size, warmup_steps=warmup, eval_iters=10,
+                         weight_decay=0.01, seed=seed, **recipe)
     files = {"src_tokenizer.json": src.save, "tgt_tokenizer.json": tgt.save} if run_dir else None
-    kind = "bahdanau" if model.attends else f"seq2seq-{model.config.cell}"
+    kind = TRANSFORMER if name == TRANSFORMER else "bahdanau" if model.attends else f"seq2seq-{model.config.cell}"
     run_info = {"kind": kind, "args": dict(data.spec), "data_seed": DATA_SEED,
                 "benchmark": "benchmarks/seq2seq.py"} if run_dir else None
     trainer = Trainer(model, objective, config, run_dir=run_dir, files=files, run_info=run_info,
@@ -242,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     acc.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                      help="cpu: the budget is CPU seconds of this process (robust to a busy machine; with "
                           "one thread equal to wall time on an idle core); wall: wall-clock seconds")
-    acc.add_argument("--models", default="bahdanau-gru,gru-no-attention", help=f"from {', '.join(MODELS)}")
+    acc.add_argument("--models", default="bahdanau-gru,gru-no-attention",
+                     help=f"from {', '.join([*MODELS, TRANSFORMER])}")
     acc.add_argument("--preset", default="small")
     acc.add_argument("--batch-size", type=int, default=64)
     acc.add_argument("--lr", type=float, default=3e-3)
