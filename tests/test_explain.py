@@ -224,3 +224,14 @@ def test_a_topic_can_be_run_as_a_library_call(capsys):
     args = argparse.Namespace(text=None, seed=123, format="json", out=None)
     assert all_topics()["self-attention"].run(args) == 0
     assert json.loads(capsys.readouterr().out)[0]["rows"] == ["The", "next", "day", "is", "bright"]
+
+
+def test_free_text_may_follow_the_options(capsys):
+    """`attnlab explain TOPIC --seed 3 the cat sat` reads like `attnlab explain TOPIC the cat sat --seed 3`."""
+    before = json_steps(capsys, "self-attention", "the", "cat", "sat", "--seed", "3")
+    after = json_steps(capsys, "self-attention", "--seed", "3", "--format", "json", "the", "cat", "sat")
+    assert after == before
+    assert "Row 'the'" in json.dumps(before)
+    assert json_steps(capsys, "self-attention", "--seed", "3") != before  # the seed's own sentence
+    code, _, err = run_cli(capsys, "self-attention", "--seed", "3", "--no-such-option")
+    assert code == 2 and "unrecognized arguments: --no-such-option" in err

@@ -41,7 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse cannot take a positional list after options; a command that wants free words anywhere
+    # names the attribute they join with set_defaults(trailing_words=...)
+    words_to = getattr(args, "trailing_words", None)
+    if extra and words_to and not any(word.startswith("-") for word in extra):
+        setattr(args, words_to, [*(getattr(args, words_to) or []), *extra])
+    elif extra:
+        parser.parse_args(argv)  # reports the unrecognised arguments and exits, as usual
     if not getattr(args, "func", None):
         parser.print_help()
         sys.exit(0)

@@ -88,7 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", metavar="FILE", default=None, help="write to FILE (atomically) instead of printing"
     )
-    parser.set_defaults(func=run)
+    # words after an option (attnlab explain eliza --seed 3 I feel sad) join TEXT: see attnlab.cli.main
+    parser.set_defaults(func=run, trailing_words="text")
 
 
 def resolve_text(args: argparse.Namespace) -> None:
