@@ -43,10 +43,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     rows = result["results"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for name in dict.fromkeys(r["model"] for r in rows):
+    for i, name in enumerate(dict.fromkeys(r["model"] for r in rows)):
         mine = sorted((r for r in rows if r["model"] == name), key=lambda r: r["k"])
         ks = [r["k"] for r in mine]
-        style = dict(marker="o", label=LABELS.get(name, name))
+        # markers and dashes differ, so that two models with the same scores stay visible
+        style = dict(marker="os^vD"[i % 5], linestyle=("-", "--", ":", "-.")[i % 4], markersize=7 - i,
+                     label=LABELS.get(name, name))
         axes[0].plot(ks, [100 * r["exact_match"] for r in mine], **style)
         axes[1].plot(ks, [r["bleu"] for r in mine], **style)
     lengths = {r["k"]: r["mean_source_tokens"] for r in rows}
