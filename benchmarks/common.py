@@ -61,6 +61,15 @@ def describe(info: dict[str, Any]) -> str:
     return f"{where}, torch {info['torch']}{load_text}"
 
 
+def report(name: str, title: str, result: dict[str, Any], markdown: Callable[[dict[str, Any]], str],
+           out: str | Path | None = None) -> dict[str, Any]:
+    """Print the title, the machine and the table of ``result``; write its JSON; return it."""
+    print(f"{title}\n{describe(result['machine'])}\n")
+    print(markdown(result))
+    print(f"\nwrote {write_result(name, result, out)}")
+    return result
+
+
 def set_threads(threads: int | None) -> None:
     """Use ``threads`` CPU threads in torch (None: leave torch's default, one per core)."""
     if threads:

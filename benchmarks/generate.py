@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import describe, interleaved, machine, median, set_threads, table, write_result
+from common import interleaved, machine, median, report, set_threads, table
 
 from attnlab.inference.sampling import SamplingConfig, generate_ids
 from attnlab.models.gpt import GPT, PRESETS, GPTConfig
@@ -85,10 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     set_threads(args.threads)
     contexts = tuple(int(v) for v in args.contexts.split(",") if v.strip())
     result = run(args.tokens, contexts, args.device, args.rounds)
-    print(f"{TITLE}\n{describe(result['machine'])}\n")
-    print(markdown(result))
-    print(f"\nwrote {write_result(NAME, result, args.out)}")
-    return result
+    return report(NAME, TITLE, result, markdown, args.out)
 
 
 if __name__ == "__main__":

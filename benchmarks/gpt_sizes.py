@@ -21,7 +21,7 @@ import argparse
 import time
 
 import torch
-from common import describe, machine, median, random_tokens, set_threads, sync, table, write_result
+from common import machine, median, random_tokens, report, set_threads, sync, table
 
 from attnlab.data.batching import LanguageModelObjective
 from attnlab.models.gpt import GPT, PRESETS, GPTConfig
@@ -132,10 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     if unknown:
         parser.error(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
     result = run(sizes, args.batch, args.device, args.dtype, args.compile, args.steps)
-    print(f"{TITLE}\n{describe(result['machine'])}\n")
-    print(markdown(result))
-    print(f"\nwrote {write_result(NAME, result, args.out)}")
-    return result
+    return report(NAME, TITLE, result, markdown, args.out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
-from common import describe, interleaved, machine, median, random_tokens, set_threads, table, write_result
+from common import interleaved, machine, median, random_tokens, report, set_threads, table
 
 from attnlab.data.batching import LanguageModelObjective
 from attnlab.models.gpt import GPT, GPTConfig
@@ -161,10 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     set_threads(args.threads)
     result = run(args.device, args.dtype, args.compile, args.rounds, args.steps)
-    print(f"{TITLE}\n{describe(result['machine'])}\n")
-    print(markdown(result))
-    print(f"\nwrote {write_result(NAME, result, args.out)}")
-    return result
+    return report(NAME, TITLE, result, markdown, args.out)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, describe, machine, table, write_result
+from common import ROOT, machine, report, table
 
 from attnlab.data.corpora import load_corpus
 
@@ -89,10 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/train_loss.json)")
     args = parser.parse_args(argv)
     result = run(args.steps, args.threads)
-    print(f"{TITLE}\n{describe(result['machine'])}\n")
-    print(markdown(result))
-    print(f"\nwrote {write_result(NAME, result, args.out)}")
-    return result
+    return report(NAME, TITLE, result, markdown, args.out)
 
 
 if __name__ == "__main__":
