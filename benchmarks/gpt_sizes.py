@@ -70,7 +70,7 @@ def measure_size(size: str, batch: int, device: str, dtype: str, compile: bool, 
 
 
 def run(sizes: list[str], batch: int = 8, device: str = "cpu", dtype: str = "float32", compile: bool = False,
-        steps: int = 7) -> dict:
+        steps: int = 10) -> dict:
     matmul_dtype = torch.bfloat16 if dtype == "bfloat16" and device.startswith("cuda") else torch.float32
     rows = [measure_size(size, batch, device, dtype, compile, steps, matmul_dtype) for size in sizes]
     all_peaks = [p for row in rows for p in row["peak_samples"]]
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--steps", type=int, default=7, help="timed steps per size")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per size")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/gpt_sizes.json)")
     args = parser.parse_args(argv)
