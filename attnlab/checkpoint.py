@@ -115,6 +115,17 @@ def config_from_dict(config_class: type, values: dict[str, Any], where: str = "c
         raise AttnlabError(f"{where}: {err}") from None
 
 
+def config_from_preset(config_class: type, presets: dict[str, dict[str, Any]], name: str, kind: str,
+                       overrides: dict[str, Any] | None = None, **fixed: Any) -> Any:
+    """``config_class`` from preset ``name``, then ``overrides`` (the user's), then ``fixed`` (set by the data).
+
+    An unknown preset or field, or a bad value, is one :class:`AttnlabError` that names ``kind``.
+    """
+    if name not in presets:
+        raise AttnlabError(f"unknown preset {name!r} for {kind}; choose one of {', '.join(presets)}")
+    return config_from_dict(config_class, {**presets[name], **(overrides or {}), **fixed}, where=f"{kind} config")
+
+
 def model_class(model_type: str) -> type:
     from attnlab.models.registry import MODEL_TYPES
 

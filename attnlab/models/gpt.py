@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.checkpoint import Savable
+from attnlab.checkpoint import Savable, config_from_preset
 from attnlab.errors import AttnlabError, require_positive_fields
 from attnlab.layers.attention import KVCache
 from attnlab.layers.block import Block
@@ -101,9 +101,7 @@ PRESET_TRAINING: dict[str, dict[str, Any]] = {
 
 
 def preset_config(name: str, **overrides: Any) -> GPTConfig:
-    if name not in PRESETS:
-        raise AttnlabError(f"unknown GPT preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return GPTConfig(**{**PRESETS[name], **overrides})
+    return config_from_preset(GPTConfig, PRESETS, name, "GPT", overrides)
 
 
 class GPT(Savable, nn.Module):

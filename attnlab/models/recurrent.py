@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.checkpoint import Savable
+from attnlab.checkpoint import Savable, config_from_preset
 from attnlab.errors import AttnlabError, require_positive_fields
 from attnlab.layers.recurrent import RecurrentLayer
 from attnlab.training.recipes import LanguageModelRecipe
@@ -172,9 +172,7 @@ class RecurrentLM(Savable, nn.Module):
     # ---- persistence --------------------------------------------------------------------------
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> RecurrentLM:
-        if name not in PRESETS:
-            raise AttnlabError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        return cls(cls.config_class(**{**PRESETS[name], **overrides}))
+        return cls(config_from_preset(cls.config_class, PRESETS, name, cls.__name__, overrides))
 
     def with_config(self, **changes: Any) -> RecurrentLMConfig:
         return dataclasses.replace(self.config, **changes)

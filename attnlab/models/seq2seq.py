@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attnlab.checkpoint import Savable
+from attnlab.checkpoint import Savable, config_from_preset
 from attnlab.errors import AttnlabError, require_positive_fields
 from attnlab.inference.search import DecodeResult, beam_search, greedy_decode
 from attnlab.layers.additive import AdditiveAttention
@@ -110,9 +110,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset_config(name: str, **overrides: Any) -> Seq2SeqConfig:
-    if name not in PRESETS:
-        raise AttnlabError(f"unknown seq2seq preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return Seq2SeqConfig(**{**PRESETS[name], **overrides})
+    return config_from_preset(Seq2SeqConfig, PRESETS, name, "seq2seq", overrides)
 
 
 # ---------------------------------------------------------------------------------------- encoder
@@ -546,16 +544,12 @@ class TranslationRecipe:
 
     def make_config(self, preset: str, overrides: dict[str, Any], src_tok: Any, tgt_tok: Any,
                     max_target_len: int) -> Seq2SeqConfig:
-        from attnlab.checkpoint import config_from_dict
-
-        if preset not in PRESETS:
-            raise AttnlabError(f"unknown preset {preset!r} for {self.name}; "
-                               f"choose one of {', '.join(PRESETS)}")
-        values = {"cell": self.cell, "attention": self.attention, **PRESETS[preset], **overrides,
-                  "src_vocab_size": src_tok.vocab_size, "tgt_vocab_size": tgt_tok.vocab_size,
-                  "pad_id": tgt_tok.pad_id, "bos_id": tgt_tok.bos_id, "eos_id": tgt_tok.eos_id,
-                  "max_target_len": max_target_len}
-        return config_from_dict(Seq2SeqConfig, values, where=f"{self.name} config")
+        # the kind's cell and attention; the presets only size the model, --set may still change them
+        return config_from_preset(Seq2SeqConfig, PRESETS, preset, self.name,
+                                  {"cell": self.cell, "attention": self.attention, **overrides},
+                                  src_vocab_size=src_tok.vocab_size, tgt_vocab_size=tgt_tok.vocab_size,
+                                  pad_id=tgt_tok.pad_id, bos_id=tgt_tok.bos_id, eos_id=tgt_tok.eos_id,
+                                  max_target_len=max_target_len)
 
     def build(self, args: Any, run_dir: Path, resume: bool, model_overrides: dict[str, Any],
               seed: int) -> Any:

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.checkpoint import Savable
+from attnlab.checkpoint import Savable, config_from_preset
 from attnlab.errors import AttnlabError, require_positive_fields
 from attnlab.inference.search import DecodeResult, beam_search, greedy_decode
 from attnlab.layers.attention import KVCache
@@ -180,9 +180,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset_config(name: str, **overrides: Any) -> TransformerConfig:
-    if name not in PRESETS:
-        raise AttnlabError(f"unknown transformer preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return TransformerConfig(**{**PRESETS[name], **overrides})
+    return config_from_preset(TransformerConfig, PRESETS, name, "transformer", overrides)
 
 
 # =========================================================================================== model
@@ -855,17 +853,12 @@ class TranslationRecipe:
         model_overrides: dict[str, Any],
         seed: int,
     ) -> Any:
-        from attnlab.checkpoint import config_from_dict
         from attnlab.data.tasks import load_task
         from attnlab.data.tokenizers import load_tokenizer
         from attnlab.training.recipes import Setup
 
         data = load_task(args.task, n_pairs=args.n_pairs, k=args.k, seed=DATA_SEED)
         preset = args.preset or self.default_preset
-        if preset not in PRESETS:
-            raise AttnlabError(
-                f"unknown preset {preset!r} for transformer; choose one of {', '.join(PRESETS)}"
-            )
         shared = bool(model_overrides.get("share_embeddings", False))
         if resume:
             src_tok = load_tokenizer(run_dir / SRC_TOKENIZER_FILE)
@@ -875,18 +868,19 @@ class TranslationRecipe:
         pairs = [p for split in ("train", "val", "test") for p in data.split(split)]
         longest_target = max(len(tgt_tok.encode(t, unknown="unk")) for _, t in pairs)
         longest = max(longest_target + 1, max(len(src_tok.encode(s, unknown="unk")) for s, _ in pairs))
-        values = {
-            "max_length": max(256, 2 * longest),
-            **PRESETS[preset],
-            **model_overrides,
-            "src_vocab_size": src_tok.vocab_size,
-            "tgt_vocab_size": tgt_tok.vocab_size,
-            "pad_id": tgt_tok.pad_id,
-            "bos_id": tgt_tok.bos_id,
-            "eos_id": tgt_tok.eos_id,
-            "max_target_len": int(1.25 * longest_target) + 5,
-        }
-        config = config_from_dict(TransformerConfig, values, where="transformer config")
+        config = config_from_preset(
+            TransformerConfig,
+            PRESETS,
+            preset,
+            "transformer",
+            {"max_length": max(256, 2 * longest), **model_overrides},
+            src_vocab_size=src_tok.vocab_size,
+            tgt_vocab_size=tgt_tok.vocab_size,
+            pad_id=tgt_tok.pad_id,
+            bos_id=tgt_tok.bos_id,
+            eos_id=tgt_tok.eos_id,
+            max_target_len=int(1.25 * longest_target) + 5,
+        )
         model = Transformer(config)
         objective = SmoothedTranslationObjective(
             {"train": data.train, "val": data.val},
@@ -993,7 +987,6 @@ class EncoderRecipe:
         model_overrides: dict[str, Any],
         seed: int,
     ) -> Any:
-        from attnlab.checkpoint import config_from_dict
         from attnlab.data.corpora import load_corpus, split_train_val
         from attnlab.data.tokenizers import PAD, UNK, load_tokenizer, make_tokenizer
         from attnlab.training.recipes import Setup, text_fingerprint
@@ -1008,18 +1001,15 @@ class EncoderRecipe:
             )
         train_ids = torch.tensor(tokenizer.encode(train_text, unknown="unk"), dtype=torch.long)
         val_ids = torch.tensor(tokenizer.encode(val_text, unknown="unk"), dtype=torch.long)
-        preset = args.preset or self.default_preset
-        if preset not in ENCODER_PRESETS:
-            raise AttnlabError(
-                f"unknown preset {preset!r} for encoder; choose one of {', '.join(ENCODER_PRESETS)}"
-            )
-        values = {
-            **ENCODER_PRESETS[preset],
-            **model_overrides,
-            "vocab_size": tokenizer.vocab_size,
-            "mask_id": tokenizer._special_id(MASK),
-        }
-        config = config_from_dict(EncoderConfig, values, where="encoder config")
+        config = config_from_preset(
+            EncoderConfig,
+            ENCODER_PRESETS,
+            args.preset or self.default_preset,
+            "encoder",
+            model_overrides,
+            vocab_size=tokenizer.vocab_size,
+            mask_id=tokenizer._special_id(MASK),
+        )
         model = EncoderLM(config)
         objective = MaskedLMObjective(train_ids, val_ids, config, seed=seed, protected=(tokenizer.pad_id,))
         prompt = f"Friends, {MASK}, countrymen" if args.tokenizer == "word" else f"Friends, Rom{MASK}ns"

@@ -151,13 +151,10 @@ class LanguageModelRecipe:
                             help="share of the text held out for validation, never trained on (default 0.1)")
 
     def make_config(self, preset: str, overrides: dict[str, Any], vocab_size: int) -> Any:
-        presets = self.presets
-        if preset not in presets:
-            raise AttnlabError(f"unknown preset {preset!r} for {self.name}; choose one of {', '.join(presets)}")
-        values = {**presets[preset], **overrides, "vocab_size": vocab_size}
-        from attnlab.checkpoint import config_from_dict
+        from attnlab.checkpoint import config_from_preset
 
-        return config_from_dict(self.model_class.config_class, values, where=f"{self.name} config")
+        return config_from_preset(self.model_class.config_class, self.presets, preset, self.name, overrides,
+                                  vocab_size=vocab_size)
 
     def build(self, args: argparse.Namespace, run_dir: Path, resume: bool, model_overrides: dict[str, Any],
               seed: int) -> Setup:
