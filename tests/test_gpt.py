@@ -8,7 +8,7 @@ import torch
 from attnlab.checkpoint import load_model
 from attnlab.errors import AttnlabError
 from attnlab.inference.sampling import SamplingConfig, generate_ids
-from attnlab.models.gpt import GPT, PRESETS, GPTConfig
+from attnlab.models.gpt import GPT, PRESETS, GPTConfig, preset_config
 from attnlab.scratch import GPTModel
 from attnlab.training.mfu import linear_weight_count, transformer_flops_per_token
 
@@ -172,3 +172,11 @@ def test_too_long_input_is_a_clear_error():
     model = tiny_gpt()
     with pytest.raises(AttnlabError, match="longer than the context length"):
         model(torch.zeros(1, 25, dtype=torch.long))
+
+
+def test_presets_refuse_unknown_names_and_fields_clearly():
+    assert preset_config("gpt-nano", dropout=0.2).dropout == 0.2
+    with pytest.raises(AttnlabError, match="unknown preset 'gpt-huge' for GPT; choose one of gpt-nano"):
+        preset_config("gpt-huge")
+    with pytest.raises(AttnlabError, match="GPT config: unknown field"):
+        preset_config("gpt-nano", n_layers=3)  # the field is n_layer
