@@ -30,6 +30,12 @@ COMMON = ["--preset", "gpt-nano", "--batch-size", "8", "--lr", "1e-2", "--set", 
           "--set", "eval_iters=2", "--set", "context_length=32", "--quiet", "--no-sample"]
 
 
+# the same for a recurrent LM trained with truncated BPTT (its carried states are per stream)
+RECURRENT = ["--preset", "tiny", "--batch-size", "8", "--lr", "1e-2", "--set", "warmup_steps=0",
+             "--set", "schedule=constant", "--set", "eval_every=3", "--set", "eval_iters=2", "--set", "bptt=16",
+             "--quiet", "--no-sample"]
+
+
 def write_corpus(path: Path) -> Path:
     rng = random.Random(0)
     lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))).capitalize() + "."
@@ -38,14 +44,16 @@ def write_corpus(path: Path) -> Path:
     return path
 
 
-def start_training(args: list[str], cwd: Path, nproc: int = 1, debug: Path | None = None) -> subprocess.Popen:
+def start_training(args: list[str], cwd: Path, nproc: int = 1, debug: Path | None = None,
+                   kind: str = "gpt") -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     env.pop(dist_utils.DEBUG_ENV, None)
     if debug is not None:
         env[dist_utils.DEBUG_ENV] = str(debug)
     launcher = [sys.executable] if nproc == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    cmd = [*launcher, "-m", "attnlab", "train", "gpt", "--data", "corpus.txt", *COMMON, *args]
+    common = COMMON if kind == "gpt" else RECURRENT
+    cmd = [*launcher, "-m", "attnlab", "train", kind, "--data", "corpus.txt", *common, *args]
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -54,8 +62,8 @@ def finish(process: subprocess.Popen) -> None:
     assert process.returncode == 0, f"{' '.join(process.args)}\n{out}\n{err[-3000:]}"
 
 
-def attnlab_train(args: list[str], cwd: Path, nproc: int = 1, debug: Path | None = None) -> None:
-    finish(start_training(args, cwd, nproc, debug))
+def attnlab_train(args: list[str], cwd: Path, nproc: int = 1, debug: Path | None = None, kind: str = "gpt") -> None:
+    finish(start_training(args, cwd, nproc, debug, kind))
 
 
 def metrics(run: Path) -> tuple[dict[int, float], dict[int, float]]:
@@ -192,3 +200,20 @@ def test_batch_that_does_not_split_over_ranks_is_a_clear_error():
     dist_utils.check_batch_split(16, 2, info)
     with pytest.raises(AttnlabError, match="multiple of 8"):
         dist_utils.check_batch_split(12, 2, info)
+
+
+def test_ddp_lstm_saves_every_ranks_carried_states(workdir):
+    """Truncated BPTT under 2 ranks: each rank carries the hidden states of its own streams (rows of the
+    global batch). The checkpoint must hold every rank's rows, so that a 1-process resume goes on
+    exactly like a 1-process run that was never cut; with rank 0's rows alone, half the streams would
+    restart from zeros at step 4."""
+    single = start_training(["--steps", "6", "--out", "lstm-single"], workdir, kind="lstm")
+    attnlab_train(["--steps", "3", "--out", "lstm-ddp"], workdir, nproc=2, kind="lstm")
+    finish(single)
+    attnlab_train(["--resume", "lstm-ddp", "--steps", "6"], workdir, kind="lstm")
+    single_train, single_val = metrics(workdir / "lstm-single")
+    train, val = metrics(workdir / "lstm-ddp")
+    assert sorted(train) == [1, 2, 3, 4, 5, 6]
+    for step, loss in train.items():
+        assert abs(loss - single_train[step]) <= 1e-5, (step, loss, single_train[step])
+    assert abs(val[6] - single_val[6]) <= 1e-5, (val[6], single_val[6])

@@ -14,7 +14,9 @@ Training uses truncated back-propagation through time (:class:`TBPTTObjective`):
 cut into ``batch_size`` parallel streams; the batch at step ``s`` is the ``s``-th consecutive window
 of ``bptt`` tokens of every stream, and each stream's final state is carried (detached) into its
 next window. Gradients flow back at most ``bptt`` steps; information flows forward without limit.
-The carried states are part of the trainer state, so ``--resume`` continues bit for bit.
+The carried states are part of the trainer state, so ``--resume`` continues bit for bit. Under
+torchrun each rank carries the states of its own streams; a checkpoint merges every rank's, so a run
+resumes with any number of ranks (tested: 2 ranks, then 1 process).
 """
 
 from __future__ import annotations
@@ -321,6 +323,9 @@ class TBPTTObjective:
                 store[name][:, rows] = value.detach().to(store[name].dtype)
             store["next_window"][rows] = (window + 1) % streams.windows
         return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
+
+    # the stream (batch row) dimension of each state tensor: a rank updates only its own rows
+    state_batch_dims = {"h": 1, "c": 1, "next_window": 0}
 
     def state_tensors(self) -> dict[str, Tensor]:
         """The training streams' carried states (for an exact resume)."""

@@ -229,6 +229,35 @@ def mean_across_ranks(value: float, info: DistInfo) -> float:
     return float(t.item()) / info.world_size
 
 
+def merge_rank_rows(tensors: dict[str, torch.Tensor], batch_dims: dict[str, int],
+                    info: DistInfo) -> dict[str, torch.Tensor]:
+    """Per-row state kept by each rank for its own rows of the global batch, merged into one whole.
+
+    Each rank trains on rows ``[r n / W, (r + 1) n / W)`` of every global batch of ``n`` rows
+    (:func:`attnlab.training.trainer.slice_batch`) and so holds up-to-date per-row state (say, the
+    hidden state an RNN carries from one window of its stream to the next) for those rows only. For
+    each tensor whose batch dimension ``batch_dims`` names, every rank keeps its own rows, zeroes the
+    others, and a sum across ranks assembles the whole: the same dict on every rank (a collective:
+    every rank must call it). Tensors not in ``batch_dims`` pass through unchanged.
+    """
+    if not info.enabled or info.world_size == 1:
+        return tensors
+    import torch.distributed as dist
+
+    merged = dict(tensors)
+    for name in sorted(set(tensors) & set(batch_dims)):  # the same order on every rank
+        value, dim = tensors[name], batch_dims[name]
+        rows = value.shape[dim] // info.world_size
+        mine = torch.zeros(value.shape[dim], dtype=torch.bool)
+        mine[info.rank * rows : (info.rank + 1) * rows] = True
+        shape = [1] * value.dim()
+        shape[dim] = -1
+        total = torch.where(mine.view(shape), value, torch.zeros((), dtype=value.dtype)).to(info.device)
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        merged[name] = total.to(value.device)
+    return merged
+
+
 def clip_grad_norm(model: nn.Module, max_norm: float) -> torch.Tensor:
     """Clip the global gradient norm to ``max_norm``; returns the norm before clipping (a tensor,
     left on the device so that no step waits for the GPU here).

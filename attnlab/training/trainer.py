@@ -250,6 +250,10 @@ class Trainer:
         # under FSDP gathering the shards is a collective: every rank takes part, rank 0 alone writes
         state = dist_utils.full_state_dict(self.model, self.raw_model, self.dist)
         optim_state = dist_utils.full_optimizer_state(self.model, self.raw_model, self.optimizer, self.dist)
+        objective_state = {}
+        if hasattr(self.objective, "state_tensors"):  # e.g. carried RNN states, one row per stream
+            objective_state = dist_utils.merge_rank_rows(self.objective.state_tensors(),
+                                                         getattr(self.objective, "state_batch_dims", {}), self.dist)
         if not self.dist.is_main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -260,8 +264,7 @@ class Trainer:
             write_json_atomic(self.run_dir / "run.json", self.run_info)
         optim_tensors, optim_meta = flatten_optimizer(optim_state)
         tensors = {**optim_tensors, **rng_tensors()}
-        if hasattr(self.objective, "state_tensors"):
-            tensors.update({f"objective.{k}": v for k, v in self.objective.state_tensors().items()})
+        tensors.update({f"objective.{k}": v for k, v in objective_state.items()})
         # weights first, trainer state last: trainer_state.json names the step the files belong to
         save_model(self.raw_model, self.run_dir, state=state, metadata={"step": str(self.step)})
         save_tensors(self.run_dir / STATE_TENSORS, {k: v.cpu() for k, v in tensors.items()})
