@@ -148,3 +148,14 @@ def test_adamw_is_fused_on_cpu():
     trainer.optimizer = torch.optim.AdamW(groups, lr=config.lr, foreach=True)
     assert not trainer.optimizer.param_groups[0]["fused"]
     assert fused_losses == pytest.approx([trainer.train_step()[0] for _ in range(3)], rel=1e-4)  # rounding only
+
+
+def test_cli_bfloat16_on_cpu_trains_and_says_it_is_slow_there(tmp_path, capsys):
+    from attnlab.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["train", "gpt", "--preset", "gpt-nano", "--steps", "2", "--batch-size", "4", "--dtype", "bfloat16",
+              "--out", str(tmp_path / "bf16"), "--quiet", "--no-sample"])
+    assert done.value.code == 0
+    assert "--dtype bfloat16 on a CPU" in capsys.readouterr().err
+    assert all(p.dtype == torch.float32 for p in load_model(tmp_path / "bf16").parameters())

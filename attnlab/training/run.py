@@ -107,6 +107,10 @@ def train_from_cli(recipe: Any, options: argparse.Namespace) -> TrainResult:
         print(f"{what} {options.kind} ({count / 1e6:.2f}M parameters) in {run_dir} on {trainer.device}"
               f" for {config.steps} steps of {config.batch_size} sequences"
               + (f" from step {trainer.step}" if resume else ""), file=sys.stderr)
+        if config.dtype == "bfloat16" and trainer.device.type == "cpu":
+            print("attnlab: note: --dtype bfloat16 on a CPU: it runs, but many CPUs have no fast bfloat16 matrix "
+                  "product (on this project's test machine it is many times slower than float32); it pays on GPUs",
+                  file=sys.stderr)
     result = trainer.fit()
     if main:
         print(f"done: step {result.step}, train loss {result.train_loss:.4f}, validation loss "
