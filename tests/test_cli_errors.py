@@ -67,3 +67,19 @@ def test_out_folder_with_files_is_not_overwritten(capsys, bad):
 def test_unknown_kind(capsys):
     code, err = run_cli(capsys, "train", "perceptron")
     assert code == 2 and "unknown model kind" in err
+
+
+def help_text(capsys, *args) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--help"])
+    assert exit_info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+
+
+def test_help_states_each_default_once(capsys):
+    flat = help_text(capsys, "train", "gpt")
+    assert "(default: None)" not in flat and "(default: False)" not in flat
+    assert flat.count("(default: julius-") == 1  # --data names its default itself; nothing is appended
+    assert "--seed SEED seed for weights, batches and dropout (default: 1337)" in flat
+    flat = help_text(capsys, "generate")
+    assert "softmax temperature; 0 = greedy (default: 0.8)" in flat and "(default: )" not in flat

@@ -12,7 +12,7 @@ class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if ("default" in text.lower() or default in (None, False, "", argparse.SUPPRESS) or default == []
-                or action.option_strings == []):
+        nothing = default is None or default is False or default is argparse.SUPPRESS or default in ("", [])
+        if "default" in text.lower() or nothing or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
