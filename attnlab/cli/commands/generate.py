@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "model's context are cropped from the left with a warning.",
         formatter_class=DefaultsHelpFormatter)
     p.add_argument("run", help="run folder, e.g. runs/gpt-julius-caesar")
-    p.add_argument("--prompt", default="\n", help="text to continue")
+    p.add_argument("--prompt", default="\n", help="text to continue (default: a newline: start a new passage)")
     add_sampling_arguments(p)
     p.add_argument("--stop", action="append", default=[],
                    help="stop when this string appears (repeatable; \\n and \\t are read as newline and tab)")
