@@ -954,12 +954,9 @@ class EncoderRecipe:
         return ENCODER_PRESETS
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--data",
-            default="julius-caesar",
-            help="corpus name (see 'attnlab corpora'), a UTF-8 text file, or a folder of .txt files "
-            "(default: julius-caesar)",
-        )
+        from attnlab.training.recipes import add_corpus_arguments
+
+        add_corpus_arguments(parser)
         parser.add_argument(
             "--tokenizer",
             choices=("word", "char"),
@@ -971,12 +968,6 @@ class EncoderRecipe:
             type=int,
             default=None,
             help="keep only the most frequent words (default: every word of the corpus)",
-        )
-        parser.add_argument(
-            "--val-fraction",
-            type=float,
-            default=0.1,
-            help="share of the text held out for validation (default 0.1)",
         )
 
     def build(

@@ -109,6 +109,15 @@ def text_fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data`` and ``--val-fraction``: every kind trained on a text corpus takes them."""
+    parser.add_argument("--data", default="julius-caesar",
+                        help="corpus name (see 'attnlab corpora'), a UTF-8 text file, or a folder of .txt files "
+                             "(default: julius-caesar)")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of the text held out for validation, never trained on (default 0.1)")
+
+
 class LanguageModelRecipe:
     """Train a language model on a corpus: the shared shape of ``attnlab train gpt|rnn|lstm|gru``."""
 
@@ -140,15 +149,11 @@ class LanguageModelRecipe:
         return dict(getattr(importlib.import_module(module_name), "PRESET_TRAINING", {}).get(preset, {}))
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--data", default="julius-caesar",
-                            help="corpus name (see 'attnlab corpora'), a UTF-8 text file, or a folder of .txt files "
-                                 "(default: julius-caesar)")
+        add_corpus_arguments(parser)
         parser.add_argument("--tokenizer", choices=("char", "bpe"), default="char",
                             help="char: one token per character; bpe: byte-level BPE trained on the corpus")
         parser.add_argument("--vocab-size", type=int, default=None,
                             help="BPE vocabulary size (default 1024)")
-        parser.add_argument("--val-fraction", type=float, default=0.1,
-                            help="share of the text held out for validation, never trained on (default 0.1)")
 
     def make_config(self, preset: str, overrides: dict[str, Any], vocab_size: int) -> Any:
         from attnlab.checkpoint import config_from_preset
