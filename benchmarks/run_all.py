@@ -7,7 +7,7 @@ in its own process (one after the other, never side by side), then replaces the 
 the exact command and the machine it ran on; a benchmark without markers yet gets a new section
 at the end. Text outside the markers is left alone.
 
-    python benchmarks/run_all.py                     # everything (about 25 minutes on 2 cores)
+    python benchmarks/run_all.py                     # everything (about 40 minutes on 2 quiet cores)
     python benchmarks/run_all.py --quick             # fewer rounds and lengths
     python benchmarks/run_all.py --only train_gpt,generate --threads 1
     python benchmarks/run_all.py --skip speedrun,train_loss      # leave out the long ones
