@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import describe, machine, median, set_threads, sync, table, write_result
+from common import describe, machine, median, report, set_threads, sync, table
 from torch import nn
 
 from attnlab.layers.attention import MultiHeadAttention as FastAttention
@@ -195,9 +195,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     result = run(lengths, args.batch, args.width, args.heads, args.device, args.dtype, args.repeats,
                  args.threads)
     print()
-    print(markdown(result))
-    print(f"\nwrote {write_result(NAME, result, args.out)}")
-    return result
+    return report(NAME, None, result, markdown, args.out)
 
 
 if __name__ == "__main__":

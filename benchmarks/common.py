@@ -61,10 +61,12 @@ def describe(info: dict[str, Any]) -> str:
     return f"{where}, torch {info['torch']}{load_text}"
 
 
-def report(name: str, title: str, result: dict[str, Any], markdown: Callable[[dict[str, Any]], str],
+def report(name: str, title: str | None, result: dict[str, Any], markdown: Callable[[dict[str, Any]], str],
            out: str | Path | None = None) -> dict[str, Any]:
-    """Print the title, the machine and the table of ``result``; write its JSON; return it."""
-    print(f"{title}\n{describe(result['machine'])}\n")
+    """Print the title and the machine (unless ``title`` is None: a benchmark that printed them before
+    its progress lines), then the table of ``result``; write its JSON; return it."""
+    if title is not None:
+        print(f"{title}\n{describe(result['machine'])}\n")
     print(markdown(result))
     print(f"\nwrote {write_result(name, result, out)}")
     return result

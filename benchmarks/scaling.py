@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, describe, machine, table, write_result
+from common import ROOT, describe, machine, report, table
 
 NAME = "scaling"
 TITLE = "Data-parallel scaling: 1 vs 2 processes under torchrun, CPU (issue 10)"
@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{TITLE}\n{describe(machine('cpu'))}\n")
     result = run(args.steps, args.rounds, args.data)
     print()
-    print(markdown(result))
-    print(f"\nwrote {write_result(NAME, result, args.out)}")
-    return result
+    return report(NAME, None, result, markdown, args.out)
 
 
 if __name__ == "__main__":

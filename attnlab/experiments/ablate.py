@@ -27,6 +27,7 @@ from typing import Any
 
 from attnlab.checkpoint import write_json_atomic, write_text_atomic
 from attnlab.errors import AttnlabError
+from attnlab.experiments.report import jsonable
 from attnlab.experiments.runner import RunOutcome, RunSpec
 
 FAMILIES = ("layers", "heads", "lr", "block")
@@ -161,19 +162,11 @@ def run_ablate(config: AblateConfig) -> dict[str, Any]:
                        title="ablate", progress=config.progress, fresh=config.fresh,
                        keep_weights=config.keep_weights)
     by_name = {r["name"]: r for r in results}
-    summary = {"command": "attnlab ablate", "config": _jsonable(asdict(config)), "runs": results,
+    summary = {"command": "attnlab ablate", "config": jsonable(asdict(config)), "runs": results,
                "families": {family: [{"label": label, "run": name} for label, name in members]
                             for family, members in families.items()}}
     write_outputs(config, summary, by_name)
     return summary
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return str(value) if isinstance(value, Path) else value
 
 
 FAMILY_TITLES = {"layers": "number of layers", "heads": "number of heads (same width)",

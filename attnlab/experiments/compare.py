@@ -25,6 +25,7 @@ from typing import Any
 
 from attnlab.checkpoint import write_json_atomic, write_text_atomic
 from attnlab.errors import AttnlabError
+from attnlab.experiments.report import jsonable
 from attnlab.experiments.runner import RunOutcome, RunSpec
 
 LM_MODELS = {  # key: (recipe kind, label)
@@ -238,23 +239,13 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
     results = run_plan(specs, config.runs, evaluate, title="compare", progress=config.progress,
                        fresh=config.fresh, keep_weights=config.keep_weights, estimate=estimate)
     summary = {
-        "command": "attnlab compare", "config": _jsonable(asdict(config)),
+        "command": "attnlab compare", "config": jsonable(asdict(config)),
         "lm": [r for r in results if r.get("task") == "lm"],
         "translation": [r for r in results if r.get("task") == "translation"],
         "eliza": eliza_result(),
     }
     write_outputs(config, summary)
     return summary
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def write_outputs(config: CompareConfig, summary: dict[str, Any]) -> None:

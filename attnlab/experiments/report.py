@@ -6,7 +6,17 @@ import math
 import os
 import platform
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` (a config as a dict, say) with its tuples as lists and its paths as strings, for JSON."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
