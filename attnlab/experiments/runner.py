@@ -25,14 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnlab.checkpoint import read_json, write_json_atomic
+from attnlab.checkpoint import read_json, write_json_atomic, write_text_atomic
 from attnlab.errors import AttnlabError
+from attnlab.training.run_folder import LOCK_FILE, RunLock, clear_run, is_run_folder
 
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
@@ -164,10 +164,13 @@ def seconds_per_step(spec: RunSpec, run_dir: Path) -> float:
 
 def prepare_folder(spec: RunSpec, run_dir: Path, fresh: bool) -> dict[str, Any] | None:
     """Check ``run_dir`` belongs to ``spec``; returns its recorded spec (None if it starts afresh)."""
-    if fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
+    if fresh and run_dir.is_dir() and any(run_dir.iterdir()):
+        if not is_run_folder(run_dir):
+            raise AttnlabError(f"--fresh will not replace {run_dir}: it holds files that are not an experiment run; "
+                               "move them away or choose another runs folder")
+        clear_run(run_dir)
     if not (run_dir / SPEC_FILE).is_file():
-        if run_dir.is_dir() and any(run_dir.iterdir()):
+        if run_dir.is_dir() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
             raise AttnlabError(f"{run_dir} holds files that are not an experiment run; move them away or "
                                "choose another runs folder")
         return None
@@ -186,16 +189,23 @@ def train_run(spec: RunSpec, run_dir: Path, *, progress: bool = True, descriptio
 
     Do not call it on a finished run (see :func:`is_finished`): the caller skips those.
     """
+    run_dir = Path(run_dir)
+    with RunLock(run_dir):
+        return train_locked(spec, run_dir, progress=progress, description=description, fresh=fresh)
+
+
+def train_locked(spec: RunSpec, run_dir: Path, *, progress: bool, description: str | None,
+                 fresh: bool) -> RunOutcome:
+    """:func:`train_run` while this process holds the run folder's lock."""
     from attnlab import __version__
     from attnlab.training.trainer import Trainer, run_is_resumable
 
-    run_dir = Path(run_dir)
     recorded = prepare_folder(spec, run_dir, fresh)
     resume = recorded is not None and run_is_resumable(run_dir)
     if recorded is not None and not resume:  # killed before its first checkpoint: start again
-        for child in run_dir.iterdir():
-            if child.name != SPEC_FILE:
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        spec_text = (run_dir / SPEC_FILE).read_text(encoding="utf-8")
+        clear_run(run_dir)
+        write_text_atomic(run_dir / SPEC_FILE, spec_text)
     if recorded is not None:
         steps = recorded.get("steps")
     elif spec.budget_s:

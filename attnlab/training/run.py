@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from attnlab import __version__
 from attnlab.checkpoint import read_json
 from attnlab.errors import AttnlabError
 from attnlab.training.recipes import parse_sets, split_overrides
+from attnlab.training.run_folder import LOCK_FILE, RunLock, check_overwritable, clear_run
 from attnlab.training.trainer import TrainConfig, Trainer, TrainResult, run_is_resumable, seed_everything
 
 # options that define a run; on --resume they come from run.json, not from the command line
@@ -33,7 +34,7 @@ def default_run_dir(kind: str, data: str) -> Path:
 
 
 def resolve_run_dir(options: argparse.Namespace) -> tuple[Path, bool]:
-    """Where the run lives and whether it resumes."""
+    """Where the run lives and whether it resumes (its contents are checked under the lock)."""
     if options.resume is not None:
         target = options.resume if isinstance(options.resume, str) else options.out
         if not target:
@@ -47,11 +48,25 @@ def resolve_run_dir(options: argparse.Namespace) -> tuple[Path, bool]:
         run_dir = Path(options.out)
         if run_dir.exists() and not run_dir.is_dir():
             raise AttnlabError(f"--out {run_dir} is a file, not a folder")
-        if run_dir.is_dir() and any(run_dir.iterdir()) and not options.overwrite:
-            raise AttnlabError(f"{run_dir} already holds files: use --resume {run_dir} to continue that run, "
-                               "--overwrite to replace it, or another --out")
+        if options.overwrite:  # refuse before anything is locked, built or written
+            check_overwritable(run_dir, protect=[getattr(options, "data", None) or ""])
         return run_dir, False
     return default_run_dir(options.kind, getattr(options, "data", None) or getattr(options, "task", "run")), False
+
+
+def check_new_run_dir(options: argparse.Namespace, run_dir: Path) -> None:
+    """A new run goes into an empty folder, or replaces a run with --overwrite (checked, under the lock)."""
+    held = [p for p in run_dir.iterdir() if p.name != LOCK_FILE] if run_dir.is_dir() else []
+    if held and not options.overwrite:
+        raise AttnlabError(f"{run_dir} already holds files: use --resume {run_dir} to continue that run, "
+                           "--overwrite to replace it, or another --out")
+    if held:
+        check_overwritable(run_dir, protect=[getattr(options, "data", None) or ""])
+
+
+def is_rank_zero() -> bool:
+    """Under torchrun only global rank 0 locks and clears the run folder."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def restore_options(options: argparse.Namespace, run_dir: Path) -> None:
@@ -74,8 +89,21 @@ def train_from_cli(recipe: Any, options: argparse.Namespace) -> TrainResult:
 
         torch.set_num_threads(threads)
     run_dir, resume = resolve_run_dir(options)
+    lock = RunLock(run_dir)
+    if is_rank_zero():
+        lock.acquire()
+    try:
+        return train_locked(recipe, options, run_dir, resume)
+    finally:
+        lock.release()
+
+
+def train_locked(recipe: Any, options: argparse.Namespace, run_dir: Path, resume: bool) -> TrainResult:
+    """The run, while this process holds the run folder's lock."""
     if resume:
         restore_options(options, run_dir)
+    elif is_rank_zero():
+        check_new_run_dir(options, run_dir)
     sets = parse_sets(options.set)
     model_overrides, train_overrides = split_overrides(sets, recipe.model_class.config_class, TrainConfig)
     seed_everything(options.seed)  # the initial weights depend on the seed alone
@@ -90,8 +118,11 @@ def train_from_cli(recipe: Any, options: argparse.Namespace) -> TrainResult:
         values["compile"] = True
     values.update(train_overrides)
     config = TrainConfig(**values)
-    if not resume and run_dir.exists() and options.overwrite:
-        shutil.rmtree(run_dir)
+    if not resume and options.overwrite and is_rank_zero():
+        kept = clear_run(run_dir)
+        if kept:
+            print(f"attnlab: note: --overwrite replaced the run in {run_dir} and kept the files that are not "
+                  f"attnlab's: {', '.join(kept)}", file=sys.stderr)
     args_record = {k: v for k, v in vars(options).items() if k not in ("func", "options", "resume", "overwrite")}
     run_info = {"kind": options.kind, "attnlab_version": __version__, "args": args_record, **setup.run_info}
     trainer = Trainer(setup.model, setup.objective, config, run_dir=run_dir, files=setup.files, run_info=run_info,
