@@ -103,8 +103,29 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def rename_fields(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Map the field names of older attnlab versions to today's (``config_class.renamed_fields``).
+
+    ``renamed_fields`` maps an old name to its new name, or to None for a field that is gone (its
+    value is dropped). Saved runs, presets and ``--set`` keys written before a rename keep working.
+    """
+    renamed = getattr(config_class, "renamed_fields", {})
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in renamed:
+            if renamed[key] is not None and renamed[key] not in values:
+                out[renamed[key]] = value
+        else:
+            out[key] = value
+    return out
+
+
 def config_from_dict(config_class: type, values: dict[str, Any], where: str = "config") -> Any:
-    """Build a config dataclass, rejecting unknown keys with a message that lists the valid ones."""
+    """Build a config dataclass, rejecting unknown keys with a message that lists the valid ones.
+
+    Old field names are mapped first (:func:`rename_fields`).
+    """
+    values = rename_fields(config_class, values)
     names = {f.name for f in dataclasses.fields(config_class)}
     unknown = sorted(set(values) - names)
     if unknown:
