@@ -174,8 +174,8 @@ def evaluate_lm(config: CompareConfig, spec: RunSpec, outcome: RunOutcome) -> di
 
     from attnlab.data.corpora import load_corpus, split_train_val
     from attnlab.experiments.metrics import heldout_lm_loss, lm_sample
+    from attnlab.recipes.base import first_prompt
     from attnlab.runs import load_run
-    from attnlab.training.recipes import first_prompt
 
     run = load_run(outcome.run_dir)
     args = run.run_json.get("args", {})

@@ -202,8 +202,8 @@ def _models(length: int):
     from attnlab.models.gpt import GPT, GPTConfig
     from attnlab.models.recurrent import LSTMLM, RNNLM, LSTMLMConfig, RNNLMConfig
 
-    rnn = RNNLM(RNNLMConfig(vocab_size=VOCAB, n_embd=64, hidden_size=128, n_layer=2, bptt=length))
-    lstm = LSTMLM(LSTMLMConfig(vocab_size=VOCAB, n_embd=64, hidden_size=64, n_layer=2, bptt=length))
+    rnn = RNNLM(RNNLMConfig(vocab_size=VOCAB, n_embd=64, hidden_size=128, n_layer=2, context_length=length))
+    lstm = LSTMLM(LSTMLMConfig(vocab_size=VOCAB, n_embd=64, hidden_size=64, n_layer=2, context_length=length))
     gpt = GPT(GPTConfig(vocab_size=VOCAB, context_length=length, n_layer=2, n_head=4, n_embd=64))
     return [("RNN", "RNNLM, 2 layers of 128", rnn), ("LSTM", "LSTMLM, 2 layers of 64", lstm),
             ("GPT", "GPT, 2 layers of 64, 4 heads", gpt)]

@@ -86,19 +86,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpt2": dict(n_layer=12, n_head=12, n_embd=768, context_length=1024, vocab_size=50257),
     "gpt2-medium": dict(n_layer=24, n_head=16, n_embd=1024, context_length=1024, vocab_size=50257),
     # gpt-micro's shape with the speedrun's ideas that pay on a CPU (benchmarks/speedrun.py, issue 11):
-    # rotary positions, QK-norm and ReLU^2; train it with PRESET_TRAINING["gpt-speedrun"] (Muon)
+    # rotary positions, QK-norm and ReLU^2; its recipe trains it with Muon (attnlab.recipes.lm)
     "gpt-speedrun": dict(n_layer=4, n_head=4, n_embd=128, context_length=64, pos="rope", qk_norm=True,
                          mlp="relu2"),
 }
-
-# Training settings that belong to a preset (TrainConfig fields); `attnlab train gpt --preset NAME` starts
-# from them, and the command line (--optimizer, --lr, --steps, --set ...) still overrides them.
-# gpt-speedrun: Muon at 0.02 for the block matrices, AdamW at 3e-3 for the rest, a 400-step schedule
-# (it reaches the classic model's 2,000-step validation loss by then on the speedrun benchmark).
-PRESET_TRAINING: dict[str, dict[str, Any]] = {
-    "gpt-speedrun": dict(optimizer="muon", muon_lr=0.02, lr=3e-3, steps=400, warmup_steps=50),
-}
-
 
 def preset_config(name: str, **overrides: Any) -> GPTConfig:
     return config_from_preset(GPTConfig, PRESETS, name, "GPT", overrides)
