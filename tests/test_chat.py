@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from attnlab.chat import is_exit, run_chat
+from attnlab.eliza import Eliza
 from attnlab.errors import AttnlabError
-from attnlab.models.eliza import Eliza
 
 GREETING = "Hello, I am ELIZA. What would you like to talk about today?"
 GOODBYE = "Goodbye. It was good to talk with you; come back whenever you need to."

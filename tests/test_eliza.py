@@ -13,8 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attnlab.errors import AttnlabError
-from attnlab.models.eliza import (
+from attnlab.eliza import (
     MAX_INPUT_CHARS,
     Eliza,
     builtin_script,
@@ -24,6 +23,7 @@ from attnlab.models.eliza import (
     split_clauses,
     substitute,
 )
+from attnlab.errors import AttnlabError
 
 # A small script whose every reply can be worked out by reading it.
 TEST_SCRIPT = """

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--script",
         metavar="FILE",
         default=None,
-        help="ELIZA only: a script file (plain text, .yaml/.yml or .json; format in attnlab.models.eliza) "
+        help="ELIZA only: a script file (plain text, .yaml/.yml or .json; format: docs/eliza-script.md) "
         "instead of the built-in DOCTOR script",
     )
     parser.add_argument(
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _eliza(args: argparse.Namespace):
-    from attnlab.models.eliza import Eliza
+    from attnlab.eliza import Eliza
 
     ignored = [flag for flag, value in _sampling_options(args).items() if value is not None]
     if ignored:
