@@ -5,9 +5,12 @@ Same content as the plain text form (``docs/eliza-script.md`` shows both): a map
 The YAML node tree (which keeps line numbers) is walked into the same directives the text
 form has, so that one builder checks both and errors name the same lines.
 
-YAML aliases are refused while the file is composed: a few hundred ``*name`` references can
-make a 30 KB file stand for billions of entries ("billion laughs"), and walking them would
-take forever and all memory. Files are capped in size by :func:`attnlab.eliza.script.load_script`.
+Two things are refused while the file is composed, before any work is done on them: YAML
+aliases (a few hundred ``*name`` references can make a 30 KB file stand for billions of
+entries, "billion laughs", and walking them would take forever and all memory), and nesting
+deeper than :data:`MAX_DEPTH` (a script needs 8 levels; PyYAML's scanner slows down
+quadratically on deeply nested ``[[[[...``). File size is capped by
+:func:`attnlab.eliza.loading.load_script`.
 """
 
 from __future__ import annotations
@@ -17,25 +20,46 @@ from typing import Any
 
 from attnlab.eliza.script import Builder, Script
 
+MAX_DEPTH = 32  # YAML nesting allowed in a script (the deepest a script needs is 8)
+
+
+class _Refused(Exception):
+    """Raised inside the loader; turned into the builder's error, which names the file."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
+
 
 def _loader_class() -> type:
-    """A PyYAML SafeLoader that stops at the first alias instead of composing it."""
+    """A PyYAML SafeLoader that stops at the first alias and at nesting deeper than MAX_DEPTH."""
     import yaml
 
-    class NoAliasLoader(yaml.SafeLoader):
+    class ScriptLoader(yaml.SafeLoader):
+        depth = 0
+
+        def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+            if self.flow_level >= MAX_DEPTH:
+                raise _Refused(self.get_mark().line + 1, f"nested more than {MAX_DEPTH} levels deep")
+            super().fetch_flow_collection_start(TokenClass)
+
         def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise _AliasRefused(event.anchor, event.start_mark.line + 1)
-            return super().compose_node(parent, index)
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                raise _Refused(
+                    event.start_mark.line + 1,
+                    f"YAML alias '*{event.anchor}' refused: ELIZA scripts may not use aliases "
+                    "(they can expand a small file into billions of entries); write the entry out",
+                )
+            if self.depth >= MAX_DEPTH:
+                raise _Refused(event.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
-    return NoAliasLoader
-
-
-class _AliasRefused(Exception):
-    def __init__(self, anchor: str, line: int) -> None:
-        super().__init__(anchor)
-        self.anchor, self.line = anchor, line
+    return ScriptLoader
 
 
 def _compose(text: str, builder: Builder) -> Any:
@@ -44,12 +68,8 @@ def _compose(text: str, builder: Builder) -> Any:
 
     try:
         return yaml.compose(text, Loader=_loader_class())
-    except _AliasRefused as refused:
-        raise builder.fail(
-            refused.line,
-            f"YAML alias '*{refused.anchor}' refused: ELIZA scripts may not use aliases "
-            "(they can expand a small file into billions of entries); write the entry out",
-        ) from None
+    except _Refused as refused:
+        raise builder.fail(refused.line, refused.message) from None
     except RecursionError:
         raise builder.fail(0, "not valid YAML/JSON: nested too deeply") from None
     except yaml.YAMLError as err:
