@@ -98,7 +98,7 @@ class Script:
 
 
 # --------------------------------------------------------------------------------------------
-# Loading: text, YAML and JSON all become (line, directive, value) triples for one builder
+# Checking and building: every form becomes (line, directive, value) triples for one Builder
 # --------------------------------------------------------------------------------------------
 
 _DIRECTIVES = (
