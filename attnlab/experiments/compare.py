@@ -205,7 +205,7 @@ def evaluate_translation(config: CompareConfig, spec: RunSpec, outcome: RunOutco
 
 
 def eliza_result() -> dict[str, Any]:
-    from attnlab.models.eliza import Eliza
+    from attnlab.eliza import Eliza
 
     eliza = Eliza()
     return {"name": "eliza", "label": "ELIZA (1966, rules)", "kind": "eliza",
