@@ -570,17 +570,15 @@ def test_explain_cli():
 
 
 def _explain(capsys, **options) -> str:
-    import argparse
-
+    from attnlab.explain import ExplainRequest
     from attnlab.explain.eliza import TOPICS
 
-    values = {"text": None, "text_given": False, "seed": None, "format": "rich", "out": None} | options
-    assert TOPICS["eliza"].run(argparse.Namespace(**values)) == 0
+    assert TOPICS["eliza"].run(ExplainRequest(**options)) == 0
     return capsys.readouterr().out
 
 
 def test_explain_topic_formats(tmp_path, capsys):
-    markdown = _explain(capsys, text="Men are all alike, but I hate you", text_given=True, format="markdown")
+    markdown = _explain(capsys, text="Men are all alike, but I hate you", format="markdown")
     assert "| alike | alike | 10 |" in markdown and "| 2 | i hate you |  |" in markdown
     rich = _explain(capsys)  # the default text
     assert "How do you get along with your mother?" in rich and "@family" in rich
@@ -593,7 +591,7 @@ def test_explain_topic_uses_script_and_seed(tmp_path, capsys):
     path = tmp_path / "s.txt"
     path.write_text(TEST_SCRIPT, encoding="utf-8")
     text = _explain(
-        capsys, text="zzz", text_given=True, seed=11, seed_given=True, format="json", script=str(path)
+        capsys, text="zzz", seed=11, format="json", script=str(path)
     )
     data = json.loads(text)
     assert data["source"] == "none" and data["reply"] in ("Go on.", "I see.")
