@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = args.func(args)
     except AttnlabError as err:
-        print(f"attnlab: error: {err}", file=sys.stderr)
+        from attnlab.chat import printable
+
+        print(f"attnlab: error: {printable(err)}", file=sys.stderr)  # a path or text may hold escapes
         sys.exit(2)
     except KeyboardInterrupt:
         print("\nattnlab: interrupted", file=sys.stderr)

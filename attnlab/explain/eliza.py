@@ -1,6 +1,6 @@
 """``attnlab explain eliza "I am unhappy about my mother"``: how ELIZA (1966) made its reply.
 
-Runs one turn of :class:`attnlab.models.eliza.Eliza` on a fresh conversation and shows its trace:
+Runs one turn of :class:`attnlab.eliza.Eliza` on a fresh conversation and shows its trace:
 the clauses after pre-substitution and the one used, the keystack (keywords with their ranks,
 top first), every keyword tried with the decomposition that matched, its numbered parts and the
 reassembly chosen, what the memory stored or recalled, and the reply. Formats: rich tables,
@@ -23,7 +23,7 @@ DEFAULT_TEXT = "I am unhappy about my mother"
 
 def trace_for(text: str, *, seed: int | None = None, script: str | None = None) -> dict[str, Any]:
     """The trace of one fresh ELIZA turn on ``text``, as a JSON-ready dict."""
-    from attnlab.models.eliza import Eliza
+    from attnlab.eliza import Eliza
 
     bot = Eliza.from_file(script, seed=seed) if script else Eliza(seed=seed)
     data = bot.explain(text).to_dict()
