@@ -205,6 +205,19 @@ class GPT(Savable, nn.Module):
         self.train(was_training)
         return maps
 
+    # ---- generation stream (the protocol of attnlab.inference.sampling) ---------------------------
+    @property
+    def stream_context(self) -> int:
+        """The longest prompt the model can read; a longer one is cropped from the left."""
+        return self.config.context_length
+
+    def start_stream(self, use_cache: bool = True) -> SlidingWindow:
+        return SlidingWindow(self.config.context_length, use_cache)
+
+    def stream_step(self, ids: list[int], state: SlidingWindow) -> tuple[Tensor, SlidingWindow]:
+        """Append ``ids`` to the stream; returns the next-token logits (vocab,) and the state."""
+        return state.feed(self, ids), state
+
     # ---- persistence -------------------------------------------------------------------------
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> GPT:
@@ -212,3 +225,38 @@ class GPT(Savable, nn.Module):
 
     def with_config(self, **changes: Any) -> GPTConfig:
         return dataclasses.replace(self.config, **changes)
+
+
+class SlidingWindow:
+    """A GPT's generation state: the tokens so far, the window it reads, and its KV cache.
+
+    The model sees ``history[start:]``. While that fits the context it grows by one token per step;
+    when it would overflow, the window jumps forward to keep the last half of the context
+    (learned absolute positions allow no cheaper exact shift). With and without the cache the
+    same window is read, so both give identical tokens; with the cache the window is re-read once
+    every ``context_length / 2`` tokens instead of at every token.
+    """
+
+    def __init__(self, limit: int, use_cache: bool) -> None:
+        self.limit, self.use_cache = limit, use_cache
+        self.keep = max(1, limit // 2)
+        self.cache: list[KVCache] | None = None
+        self.history: list[int] = []
+        self.start = 0
+
+    def feed(self, model: GPT, ids: list[int]) -> Tensor:
+        self.history.extend(ids)
+        device = next(model.parameters()).device
+        moved = False
+        if len(self.history) - self.start > self.limit:
+            self.start = len(self.history) - (self.keep if len(ids) <= self.keep else self.limit)
+            moved = True
+        window = self.history[self.start :]
+        if not self.use_cache:
+            return model(torch.tensor([window], device=device), last_only=True)[0, -1]
+        if self.cache is None or moved:
+            self.cache = model.new_cache()
+            new = window
+        else:
+            new = ids
+        return model(torch.tensor([new], device=device), cache=self.cache, last_only=True)[0, -1]

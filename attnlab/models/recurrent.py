@@ -155,9 +155,22 @@ class RecurrentLM(Savable, nn.Module):
         return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
                                ignore_index=-1)
 
-    # ---- generation (the protocol of attnlab.inference.sampling) ------------------------------
-    def start_generation(self) -> State | None:
-        return None
+    # ---- generation stream (the protocol of attnlab.inference.sampling) ------------------------
+    stream_context = None  # no window: the state carries the whole past, a prompt of any length fits
+
+    def start_stream(self, use_cache: bool = True) -> dict[str, Any]:
+        """Without the cache every step re-reads the whole history from a zero state (for tests)."""
+        return {"use_cache": use_cache, "state": None, "history": []}
+
+    def stream_step(self, ids: list[int], stream: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        """Append ``ids``; returns the next-token logits (vocab,) and the stream."""
+        device = next(self.parameters()).device
+        stream["history"].extend(ids)
+        if stream["use_cache"]:
+            logits, stream["state"] = self(torch.tensor([ids], device=device), stream["state"], return_state=True)
+        else:
+            logits = self(torch.tensor([stream["history"]], device=device))
+        return logits[0, -1], stream
 
     def generation_step(self, ids: Tensor, state: State | None) -> tuple[Tensor, State]:
         """Feed ``ids`` (B, T) after ``state``; returns logits (B, T, vocab) and the new state.
