@@ -5,10 +5,11 @@ import random
 import pytest
 import torch
 
-from attnlab.checkpoint import load_model, save_model
+from attnlab.checkpoint import save_model
 from attnlab.data.tasks import encode_pairs
 from attnlab.data.tokenizers import SEQ2SEQ_SPECIALS, make_tokenizer
 from attnlab.errors import AttnlabError
+from attnlab.models.registry import load_model
 from attnlab.models.seq2seq import (
     PRESETS,
     Seq2Seq,

@@ -8,9 +8,10 @@ import string
 import pytest
 import torch
 
-from attnlab.checkpoint import load_model, save_model
+from attnlab.checkpoint import save_model
 from attnlab.data.tasks import TranslationData
 from attnlab.errors import AttnlabError
+from attnlab.models.registry import load_model
 from attnlab.models.seq2seq import Translator
 from attnlab.models.transformer import (
     PRESETS,

@@ -393,8 +393,8 @@ def load_translator(run: Any) -> Translator:
     if isinstance(run, Translator):
         return run
     if isinstance(run, (str, Path)):
-        from attnlab.checkpoint import load_model
         from attnlab.data.tokenizers import load_tokenizer
+        from attnlab.models.registry import load_model
 
         directory = Path(run)
         model = load_model(directory)

@@ -727,8 +727,8 @@ class SmoothedTranslationObjective(TranslationObjective):
 def load_translator(run: Any) -> Any:
     """A :class:`attnlab.models.seq2seq.Translator` (text in, text out) for a transformer run."""
     if isinstance(run, (str, Path)):
-        from attnlab.checkpoint import load_model
         from attnlab.data.tokenizers import load_tokenizer
+        from attnlab.models.registry import load_model
 
         directory = Path(run)
         model = load_model(directory)
