@@ -25,7 +25,9 @@ _LAZY = {
     "GRULM": "attnlab.models.recurrent",
     "Seq2Seq": "attnlab.models.seq2seq",
     "Seq2SeqConfig": "attnlab.models.seq2seq",
-    "load_run": "attnlab.runs",
+    "load_run": "attnlab.api",
+    "train": "attnlab.api",
+    "RunHandle": "attnlab.api",
     "load_corpus": "attnlab.data.corpora",
     "TrainConfig": "attnlab.training.trainer",
 }

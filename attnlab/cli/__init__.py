@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        from attnlab.cli.commands.train import kind_first
+
+        argv = kind_first(argv)
+    except AttnlabError as err:
+        parser.exit(2, f"attnlab: error: {err}\n")
     args, extra = parser.parse_known_args(argv)
     # argparse cannot take a positional list after options; a command that wants free words anywhere
     # names the attribute they join with set_defaults(trailing_words=...)

@@ -189,7 +189,7 @@ def train_locked(spec: RunSpec, run_dir: Path, *, progress: bool, description: s
                  fresh: bool) -> RunOutcome:
     """:func:`train_run` while this process holds the run folder's lock."""
     from attnlab.recipes import get_recipe
-    from attnlab.training.session import run_record
+    from attnlab.training.session import CONFIG_FILE, run_record, write_run_config
     from attnlab.training.trainer import Trainer, run_is_resumable
 
     recorded = prepare_folder(spec, run_dir, fresh)
@@ -213,6 +213,8 @@ def train_locked(spec: RunSpec, run_dir: Path, *, progress: bool, description: s
     options, run = spec_options(spec, recipe)
     run.steps = config.steps
     run_info = {**run_record(recipe, options, run, config, setup), "experiment": spec.to_dict()}
+    if recorded is None:
+        write_run_config(run_dir / CONFIG_FILE, recipe, options, run, config)
     trainer = Trainer(setup.model, setup.objective, config, run_dir=run_dir, files=setup.files,
                       run_info=run_info, progress=progress, description=description or spec.label)
     if resume:

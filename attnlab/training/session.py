@@ -37,6 +37,8 @@ from attnlab.training.run_folder import LOCK_FILE, RunLock, check_overwritable, 
 from attnlab.training.trainer import TrainConfig, Trainer, TrainResult, run_is_resumable, seed_everything
 
 RUN_FILE = "run.json"
+CONFIG_FILE = "config.yaml"
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass
@@ -53,10 +55,13 @@ class RunOptions:
     seed: int = option(1337, "seed for weights, batches and dropout", minimum=0, maximum=2**63 - 1)
     set: list[str] = option([], "any model or training config field, e.g. --set n_layer=6 --set dropout=0.2",
                             metavar="KEY=VALUE")
+    config: str | None = option(None, "a run's config.yaml: train that run again, bit for bit (flags given "
+                                      "here override it)", metavar="FILE.yaml")
     out: str | None = option(None, "run folder (default: runs/<kind>-<data>, numbered if taken)")
     resume: bool = option(False, "continue the run in --out from its last checkpoint")
     overwrite: bool = option(False, "replace the attnlab run in --out (files that are not attnlab's are kept)")
-    device: str = option("cpu", "cpu, cuda, cuda:N, mps or auto")
+    device: str = option("auto", "auto (CUDA if there is a GPU, then Apple's MPS, then the CPU), cpu, cuda, "
+                                 "cuda:N or mps")
     threads: int | None = option(None, "CPU threads for PyTorch (default: one per core); on a machine busy "
                                        "with other jobs, 1 is often much faster", minimum=1)
     dtype: str | None = option(None, "float32, or bfloat16 autocast (for GPUs); default float32",
@@ -106,9 +111,10 @@ def split_sets(sets: dict[str, Any], model_config_class: type) -> tuple[dict[str
 
 
 def merge_train_config(recipe: Any, preset: str, run: RunOptions, train_sets: dict[str, Any],
-                       extra: dict[str, Any] | None = None) -> TrainConfig:
-    """TrainConfig defaults < recipe < preset < flags < ``extra`` (a plan's settings) < ``--set``."""
-    values = {**recipe.training_for(preset), "seed": run.seed}
+                       extra: dict[str, Any] | None = None, replayed: dict[str, Any] | None = None) -> TrainConfig:
+    """TrainConfig defaults < recipe < preset < ``replayed`` (a config file's) < flags < ``extra`` (a plan's
+    settings) < ``--set``."""
+    values = {**recipe.training_for(preset), **(replayed or {}), "seed": run.seed}
     values.update({flag: getattr(run, flag) for flag in TRAIN_FLAGS if getattr(run, flag) is not None})
     if run.fsdp:
         values["fsdp"] = True
@@ -220,12 +226,12 @@ def restore(recipe: Any, run_dir: Path, given_options: dict[str, Any], given_run
 
 
 def build(recipe: Any, options: Any, run: RunOptions, run_dir: Path, resume: bool,
-          extra_train: dict[str, Any] | None = None,
-          saved_config: dict[str, Any] | None = None) -> tuple[Any, TrainConfig]:
+          extra_train: dict[str, Any] | None = None, saved_config: dict[str, Any] | None = None,
+          replayed: dict[str, Any] | None = None) -> tuple[Any, TrainConfig]:
     """The recipe's Setup and the merged TrainConfig; the initial weights depend on the seed alone."""
     model_sets, train_sets = split_sets(parse_sets(run.set), recipe.model_class.config_class)
     preset = run.preset or recipe.default_preset
-    if recipe.one_thread_on_cpu and run.threads is None and run.device == "cpu" \
+    if recipe.one_thread_on_cpu and run.threads is None and run.device in ("cpu", "auto") \
             and "OMP_NUM_THREADS" not in os.environ:
         import torch  # small recurrent models: a second thread only spins (and is slower on a busy machine)
 
@@ -240,7 +246,7 @@ def build(recipe: Any, options: Any, run: RunOptions, run_dir: Path, resume: boo
         values.update(compile=run.compile, fsdp=run.fsdp)
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         return setup, TrainConfig(**{k: v for k, v in values.items() if k in names})
-    return setup, merge_train_config(recipe, preset, run, train_sets, extra_train)
+    return setup, merge_train_config(recipe, preset, run, train_sets, extra_train, replayed)
 
 
 def run_record(recipe: Any, options: Any, run: RunOptions, config: TrainConfig, setup: Any) -> dict[str, Any]:
@@ -255,6 +261,14 @@ def start_run(recipe: Any, options: dict[str, Any] | None = None, run: dict[str,
               callbacks: list | None = None) -> tuple[TrainResult, Trainer]:
     """Train (or resume) a run of ``recipe``; ``options`` and ``run`` hold what the caller set explicitly."""
     given_options, given_run = dict(options or {}), dict(run or {})
+    replayed = None
+    if given_run.get("config"):
+        if given_run.get("resume"):
+            raise AttnlabError("--config starts a new run from a config file; --resume continues one: give one")
+        file_options, file_run, replayed = read_run_config(given_run["config"], recipe.name)
+        if "lr" in given_run and replayed.get("min_lr") == replayed.get("lr", 0) / 10:
+            replayed.pop("min_lr")  # a new peak brings its own floor, as it would without the file
+        given_options, given_run = {**file_options, **given_options}, {**file_run, **given_run}
     run_options = options_from(RunOptions, given_run, where="run options")
     if run_options.threads is not None:
         import torch
@@ -271,19 +285,21 @@ def start_run(recipe: Any, options: dict[str, Any] | None = None, run: dict[str,
             recipe_options, run_options, saved_config = restore(recipe, run_dir, given_options, given_run)
         elif is_rank_zero():
             check_new_run_dir(run_dir, recipe_options, run_options)
-        return _train(recipe, recipe_options, run_options, run_dir, saved_config, callbacks)
+        return _train(recipe, recipe_options, run_options, run_dir, saved_config, callbacks, replayed)
     finally:
         lock.release()
 
 
 def _train(recipe: Any, options: Any, run: RunOptions, run_dir: Path, saved_config: dict[str, Any] | None,
-           callbacks: list | None) -> tuple[TrainResult, Trainer]:
-    setup, config = build(recipe, options, run, run_dir, run.resume, saved_config=saved_config)
-    if not run.resume and run.overwrite and is_rank_zero():
-        kept = clear_run(run_dir)
-        if kept:
-            print(f"attnlab: note: --overwrite replaced the run in {run_dir} and kept the files that are not "
-                  f"attnlab's: {', '.join(kept)}", file=sys.stderr)
+           callbacks: list | None, replayed: dict[str, Any] | None = None) -> tuple[TrainResult, Trainer]:
+    setup, config = build(recipe, options, run, run_dir, run.resume, saved_config=saved_config, replayed=replayed)
+    if not run.resume and is_rank_zero():
+        if run.overwrite:
+            kept = clear_run(run_dir)
+            if kept:
+                print(f"attnlab: note: --overwrite replaced the run in {run_dir} and kept the files that are "
+                      f"not attnlab's: {', '.join(kept)}", file=sys.stderr)
+        write_run_config(run_dir / CONFIG_FILE, recipe, options, run, config)
     trainer = Trainer(setup.model, setup.objective, config, run_dir=run_dir, files=setup.files,
                       run_info=run_record(recipe, options, run, config, setup), callbacks=callbacks,
                       progress=not run.quiet, description=f"{recipe.name} {run_dir.name}")
@@ -298,6 +314,10 @@ def _train(recipe: Any, options: Any, run: RunOptions, run_dir: Path, saved_conf
         print(f"{what} {recipe.name} ({count / 1e6:.2f}M parameters) in {run_dir} on {trainer.device}"
               f" for {config.steps} steps of {config.batch_size} sequences"
               + (f" from step {trainer.step}" if run.resume else ""), file=sys.stderr)
+        if config.warmup_steps >= config.steps and config.schedule != "constant":
+            print(f"attnlab: note: the warm-up ({config.warmup_steps} steps) is as long as the run ({config.steps} "
+                  f"steps): the learning rate never reaches its peak; --set warmup_steps={max(1, config.steps // 10)} "
+                  "fixes that", file=sys.stderr)
         if config.dtype == "bfloat16" and trainer.device.type == "cpu":
             print("attnlab: note: --dtype bfloat16 on a CPU: it runs, but many CPUs have no fast bfloat16 matrix "
                   "product (on this project's test machine it is many times slower than float32); it pays on GPUs",
@@ -312,3 +332,59 @@ def _train(recipe: Any, options: Any, run: RunOptions, run_dir: Path, saved_conf
             print("\n--- sample ---", file=sys.stderr)
             print(setup.sample(trainer.raw_model.eval()))
     return result, trainer
+
+
+def write_run_config(path: Path, recipe: Any, options: Any, run: RunOptions, config: TrainConfig) -> None:
+    """The run's fully resolved configuration as YAML: ``attnlab train --config FILE`` repeats it."""
+    import yaml
+
+    from attnlab.checkpoint import write_text_atomic
+
+    record = {"kind": recipe.name, "attnlab_version": __version__, "options": dataclasses.asdict(options),
+              "run": {k: v for k, v in dataclasses.asdict(run).items() if k in DEFINING},
+              "train": dataclasses.asdict(config)}
+    header = (f"# attnlab run configuration, resolved. `attnlab train --config {path.name} --out NEW_FOLDER`\n"
+              "# trains this run again, bit for bit on the same machine; flags given with it override it.\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, header + yaml.safe_dump(record, sort_keys=False, allow_unicode=True))
+
+
+def read_run_config(path: str | Path, kind: str | None = None
+                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(recipe options, run options, TrainConfig values) from a config.yaml written by a run."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise AttnlabError(f"--config {path}: no such file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise AttnlabError(f"--config {path} is larger than 1 MB; it is not an attnlab run configuration")
+    try:
+        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise AttnlabError(f"--config {path} is not valid YAML: {err}") from None
+    parts = ("options", "run", "train")
+    if not isinstance(record, dict) or not all(isinstance(record.get(p, {}), dict) for p in parts):
+        raise AttnlabError(f"--config {path} is not an attnlab run configuration (kind, options, run, train)")
+    if kind is not None and record.get("kind") != kind:
+        raise AttnlabError(f"--config {path} describes a {record.get('kind')!r} run, not {kind!r}: "
+                           f"'attnlab train --config {path}' picks the kind itself")
+    run = {k: v for k, v in record.get("run", {}).items() if k in DEFINING}
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(record.get("train", {})) - names)
+    if unknown:
+        raise AttnlabError(f"--config {path}: unknown training field(s) {', '.join(unknown)}")
+    return dict(record.get("options", {})), run, dict(record.get("train", {}))
+
+
+def kind_of_config(path: str | Path) -> str:
+    """The kind a config.yaml trains (for ``attnlab train --config FILE`` without a kind)."""
+    import yaml
+
+    try:
+        record = yaml.safe_load(Path(path).read_text(encoding="utf-8")[:MAX_CONFIG_BYTES])
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
+        raise AttnlabError(f"--config {path}: cannot read it ({err})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+        raise AttnlabError(f"--config {path} is not an attnlab run configuration (it names no kind)")
+    return record["kind"]

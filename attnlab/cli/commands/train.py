@@ -86,3 +86,15 @@ def run(args: argparse.Namespace) -> int:
             run_values["out"] = resume
     start_run(recipe, given(parsed, recipe.options_class), run_values)
     return 0
+
+
+def kind_first(argv: list[str]) -> list[str]:
+    """``attnlab train --config FILE ...`` names no kind: read it from the file and put it first."""
+    if len(argv) < 2 or argv[0] != "train" or not argv[1].startswith("--config"):
+        return argv
+    from attnlab.training.session import kind_of_config
+
+    path = argv[1].partition("=")[2] or (argv[2] if len(argv) > 2 else "")
+    if not path:
+        return argv  # the kind parser reports the missing value
+    return ["train", kind_of_config(path), *argv[1:]]
