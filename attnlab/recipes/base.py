@@ -27,6 +27,7 @@ class Setup:
     files: dict[str, Callable[[Path], None]] = field(default_factory=dict)  # written once into the run
     run_info: dict[str, Any] = field(default_factory=dict)  # recorded in run.json (data size, fingerprint)
     sample: Callable[[Any], str] | None = None  # text to show when training ends
+    describe_sample: Callable[[str], str] | None = None  # a line about that text (stderr)
 
 
 @dataclass

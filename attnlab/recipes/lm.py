@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attnlab.data.play_words import share_note
 from attnlab.models.gpt import GPT
 from attnlab.models.gpt import PRESETS as GPT_PRESETS
 from attnlab.models.recurrent import GRULM, LSTMLM, RNNLM
@@ -114,7 +115,7 @@ class LanguageModelRecipe(Recipe):
                       "tokenizer": options.tokenizer, "vocab_size": options.vocab_size,
                       "val_fraction": options.val_fraction, "train_tokens": len(corpus.train_ids),
                       "val_tokens": len(corpus.val_ids)},
-            sample=sample,
+            sample=sample, describe_sample=share_note,
         )
 
     def make_objective(self, train_ids: Any, val_ids: Any, context: int, seed: int) -> Any:

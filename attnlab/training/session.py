@@ -330,7 +330,10 @@ def _train(recipe: Any, options: Any, run: RunOptions, run_dir: Path, saved_conf
         print(f"run saved in {run_dir} (loss curve: {run_dir / 'loss.png'})", file=sys.stderr)
         if setup.sample is not None and not run.no_sample:
             print("\n--- sample ---", file=sys.stderr)
-            print(setup.sample(trainer.raw_model.eval()))
+            text = setup.sample(trainer.raw_model.eval())
+            print(text, flush=True)
+            if setup.describe_sample is not None:
+                print(f"attnlab: note: {setup.describe_sample(text)}", file=sys.stderr)
     return result, trainer
 
 

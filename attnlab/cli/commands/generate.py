@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     import warnings
 
+    from attnlab.data.play_words import share_note
     from attnlab.errors import AttnlabError
     from attnlab.inference.sampling import SamplingConfig, generate_text
     from attnlab.runs import load_run
@@ -54,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(args.prompt)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            generate_text(loaded.model, loaded.tokenizer, args.prompt, config, stop=stops,
+            text = generate_text(loaded.model, loaded.tokenizer, args.prompt, config, stop=stops,
                           on_text=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
         for w in caught:
             print(f"attnlab: warning: {w.message}", file=sys.stderr)
         sys.stdout.write("\n")
+        sys.stdout.flush()
+        print(f"attnlab: note: {share_note(text)}", file=sys.stderr)
     return 0
