@@ -98,7 +98,7 @@ def run_chat(
 
 def write_transcript(path: str | Path, turns: list[tuple[str, str]], speaker: str) -> None:
     """Write the conversation as ``speaker: text`` lines, atomically."""
-    from attnlab.checkpoint import write_text_atomic
+    from attnlab.io import write_text_atomic
 
     stamp = datetime.now().isoformat(timespec="seconds")
     lines = [f"# attnlab chat with {speaker}, {stamp}"]

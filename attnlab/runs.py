@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnlab.checkpoint import load_model, read_json
+from attnlab.checkpoint import load_model
 from attnlab.errors import AttnlabError
+from attnlab.io import read_json, read_metrics
 
 
 @dataclass
@@ -28,18 +28,6 @@ class Run:
     @property
     def metrics(self) -> list[dict[str, Any]]:
         return read_metrics(self.path)
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    rows = []
-    file = Path(path) / "metrics.jsonl"
-    if file.is_file():
-        for line in file.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows
 
 
 def load_run(path: str | Path, device: str = "cpu") -> Run:
@@ -65,16 +53,23 @@ def summarize(path: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(meta, dict) or meta.get("format") != "attnlab":
         return None
-    rows = read_metrics(path)
+    try:
+        rows = read_metrics(path)
+    except AttnlabError:
+        rows = []
     vals = [r["val_loss"] for r in rows if "val_loss" in r]
-    steps = [r["step"] for r in rows if "step" in r]
+    steps = [r["step"] for r in rows]
     info = {}
     if (path / "run.json").is_file():
         try:
             info = read_json(path / "run.json")
         except AttnlabError:
             info = {}
+    if not isinstance(info, dict):
+        info = {}
     args = info.get("args", {})
+    if not isinstance(args, dict):
+        args = {}
     return {"run": str(path), "kind": info.get("kind", meta.get("model_type")),
             "data": args.get("data") or args.get("task") or "", "step": max(steps, default=0),
             "best_val_loss": min(vals, default=math.nan)}

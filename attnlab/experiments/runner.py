@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnlab.checkpoint import read_json, write_json_atomic, write_text_atomic
 from attnlab.errors import AttnlabError
+from attnlab.io import read_json, write_json_atomic, write_text_atomic
 from attnlab.training.run_folder import LOCK_FILE, RunLock, clear_run, is_run_folder
 
 SPEC_FILE = "spec.json"

@@ -234,7 +234,7 @@ def emit(heading: str, steps: Sequence[Step], args: argparse.Namespace) -> None:
     if out is None:
         print(text, end="")
         return
-    from attnlab.checkpoint import write_text_atomic
+    from attnlab.io import write_text_atomic
 
     try:
         write_text_atomic(out, text)

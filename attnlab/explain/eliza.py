@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         print(text, end="")
         return 0
-    from attnlab.checkpoint import write_text_atomic
+    from attnlab.io import write_text_atomic
 
     try:
         write_text_atomic(out, text)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from attnlab import __version__
-from attnlab.checkpoint import read_json
 from attnlab.errors import AttnlabError
+from attnlab.io import read_json
 from attnlab.training.recipes import parse_sets, split_overrides
 from attnlab.training.run_folder import LOCK_FILE, RunLock, check_overwritable, clear_run
 from attnlab.training.trainer import TrainConfig, Trainer, TrainResult, run_is_resumable, seed_everything
