@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,21 @@ WEIGHTS_FILE = "model.safetensors"
 
 def save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
     """Write a safetensors file atomically (tensors are made contiguous and unshared first)."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     clean = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
-    fileio.write_atomic(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
+
+    def write(tmp: str) -> None:
+        try:
+            save_file(clean, tmp, metadata=metadata)
+        except SafetensorError as err:  # an I/O error (a full disk) is an OSError like any other write's
+            code = re.search(r"os error (\d+)", str(err))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), tmp) from None
+
+    fileio.write_atomic(path, write)
 
 
 def tensors_metadata(path: str | Path) -> dict[str, str]:

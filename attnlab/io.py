@@ -24,6 +24,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -34,14 +35,16 @@ from attnlab.errors import AttnlabError
 
 METRICS_FILE = "metrics.jsonl"
 TEMP_SUFFIX = ".tmp"
+_SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
 # errors that only mean "this system cannot fsync a folder" (Windows, some network file systems)
 _NO_DIR_FSYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES, errno.EPERM,
                  errno.EISDIR}
 
 
 def is_temp_name(name: str) -> bool:
-    """Whether ``name`` is a temporary file of :func:`write_atomic` (hidden, ending in ``.tmp``)."""
-    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+    """Whether ``name`` is a temporary file of :func:`write_atomic` (hidden, ending in ``.tmp``) or of the
+    safetensors library, which writes ``.tmpXXXXXX`` next to its target and renames it."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX) or _SAFETENSORS_TEMP.fullmatch(name) is not None
 
 
 def fsync_file(path: str | Path) -> None:
@@ -73,16 +76,24 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
-def _reserve_temp(path: Path) -> Path:
-    """Create an empty hidden temporary file next to ``path`` (exclusively; permissions per the umask)."""
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def _reserve_temp(path: Path) -> tuple[Path, int]:
+    """Create an empty hidden temporary file next to ``path``, exclusively, with the permissions any new
+    file gets (``0666`` less the umask); returns it and those permissions."""
     while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        tmp = _temp_name(path)
         try:
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
             continue
-        os.close(fd)
-        return tmp
+        try:
+            mode = os.fstat(fd).st_mode & 0o7777
+        finally:
+            os.close(fd)
+        return tmp, mode
 
 
 def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
@@ -94,9 +105,11 @@ def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _reserve_temp(path)
+    tmp, mode = _reserve_temp(path)
     try:
         write(str(tmp))
+        if os.stat(tmp).st_mode & 0o7777 != mode:  # a library replaced the file with a private (0600) one
+            os.chmod(tmp, mode)
         fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -124,7 +137,7 @@ def link_or_copy_atomic(source: str | Path, path: str | Path) -> None:
     """Make ``path`` hold ``source``'s bytes, atomically: a hard link (no extra disk) where the file
     system allows one, else a copy."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    tmp = _temp_name(path)
     try:
         os.link(source, tmp)
     except OSError:
@@ -179,8 +192,10 @@ def is_metrics_row(row: Any) -> bool:
             and all(_is_number(row[key]) for key in ("loss", "val_loss") if key in row))
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+def read_metrics(path: str | Path, end: int | None = None) -> list[dict[str, Any]]:
     """The rows of a run's ``metrics.jsonl`` (``path`` is the run folder or the file itself).
+
+    ``end`` reads only the file's first ``end`` bytes (the length a checkpoint recorded).
 
     A missing file has no rows. A line that is not JSON (one cut short when a run was killed)
     ends the read; a line that is JSON but not a metrics row (:func:`is_metrics_row`) is skipped,
@@ -193,7 +208,8 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     if not file.is_file():
         return []
     try:
-        data = file.read_bytes()
+        with open(file, "rb") as f:
+            data = f.read() if end is None else f.read(end)
     except OSError as err:
         raise AttnlabError(f"cannot read {file}: {err.strerror or err}") from None
     rows = []

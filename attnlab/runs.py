@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from attnlab.checkpoint import load_model
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json, read_metrics
+from attnlab.training.run_folder import CHECKPOINTS_DIR, STATE_JSON
 
 
 @dataclass
@@ -75,9 +77,18 @@ def summarize(path: Path) -> dict[str, Any] | None:
             "best_val_loss": min(vals, default=math.nan)}
 
 
+def is_checkpoint_folder(path: Path) -> bool:
+    """A checkpoint inside a run (``RUN/checkpoints/step-N``) or a hidden (temporary) folder: not a run."""
+    return path.name.startswith(".") or (
+        path.parent.name == CHECKPOINTS_DIR and (path.parent.parent / STATE_JSON).is_file())
+
+
 def find_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     root = Path(root)
     if not root.is_dir():
         return []
-    candidates = [root] + sorted(p for p in root.rglob("*") if p.is_dir())
-    return [s for p in candidates if (s := summarize(p)) is not None]
+    candidates = [root]
+    for folder, subfolders, _ in os.walk(root):  # not into a run's checkpoints
+        subfolders[:] = [d for d in subfolders if not is_checkpoint_folder(Path(folder, d))]
+        candidates.extend(Path(folder, d) for d in subfolders)
+    return [s for p in sorted(candidates) if (s := summarize(p)) is not None]

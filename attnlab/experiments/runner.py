@@ -243,8 +243,21 @@ def train_locked(spec: RunSpec, run_dir: Path, *, progress: bool, description: s
 
 
 def delete_weights(run_dir: Path) -> None:
-    """Drop the checkpoint files of a finished run (keeps config, tokenizers, metrics, result)."""
-    for name in ("model.safetensors", "trainer_state.safetensors", "trainer_state.json"):
+    """Drop the checkpoint files of a finished run (keeps config, tokenizers, metrics, result).
+
+    The pointer goes first, so a run that stops halfway through this is never mistaken for one to resume.
+    """
+    import shutil
+
+    from attnlab.io import is_temp_name
+    from attnlab.training.run_folder import CHECKPOINTS_DIR, STATE_JSON, STATE_TENSORS
+
+    for name in (STATE_JSON, STATE_TENSORS, "model.safetensors"):
         path = run_dir / name
         if path.is_file():
+            path.unlink()
+    if (run_dir / CHECKPOINTS_DIR).is_dir():
+        shutil.rmtree(run_dir / CHECKPOINTS_DIR)
+    for path in run_dir.iterdir() if run_dir.is_dir() else ():
+        if is_temp_name(path.name) and path.is_file():
             path.unlink()
