@@ -160,8 +160,10 @@ def remove_temp_files(folder: str | Path) -> list[str]:
         return removed
     for child in folder.iterdir():
         if is_temp_name(child.name) and child.is_file() and not child.is_symlink():
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 child.unlink()
+            except OSError:  # gone already, or not ours to remove: left for the next start
+                continue
             removed.append(child.name)
     return removed
 

@@ -315,6 +315,29 @@ def test_the_run_folder_model_files_catch_up_with_the_published_checkpoint(tmp_p
     assert os.path.samefile(run / "model.safetensors", run / "checkpoints" / "step-000003" / "model.safetensors")
 
 
+def test_a_second_save_of_the_same_step_replaces_the_first(tmp_path):
+    run = tmp_path / "run"
+    t, at = run_at_step_2(run)
+    t.save_checkpoint()
+    t.save_checkpoint()
+    assert pointer(run)["checkpoint"] == "checkpoints/step-000003-2"
+    assert_clean(run)
+    again = trainer(run, init_seed=5)
+    again.resume()
+    assert again.step == 3 and same(weights(again), at[3])
+
+
+def test_delete_weights_drops_the_checkpoints_of_a_finished_experiment_run(tmp_path):
+    from attnlab.experiments.runner import delete_weights
+
+    run = tmp_path / "run"
+    trainer(run, steps=2).fit()
+    (run / ".model.safetensors.0a1b2c3d.tmp").write_bytes(b"half")
+    delete_weights(run)
+    assert entries(run) == ["config.json", "loss.png", "metrics.jsonl", "run.json"]
+    assert not run_is_resumable(run)
+
+
 def test_a_broken_pointer_is_one_clear_error(tmp_path):
     run = tmp_path / "run"
     run_at_step_2(run)
