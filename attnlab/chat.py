@@ -127,7 +127,7 @@ def write_transcript(path: str | Path, turns: list[tuple[str, str]], speaker: st
     """Write the conversation as ``speaker: text`` lines, atomically, made :func:`printable`
     (a transcript shown with ``cat`` must not replay escape sequences; stray surrogates from a
     terminal become "?")."""
-    from attnlab.checkpoint import write_text_atomic
+    from attnlab.io import write_text_atomic
 
     stamp = datetime.now().isoformat(timespec="seconds")
     lines = [f"# attnlab chat with {speaker}, {stamp}"]

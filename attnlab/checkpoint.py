@@ -1,74 +1,41 @@
 """Saving and loading models as directories: ``config.json`` + ``model.safetensors``.
 
 No pickle is ever loaded: weights are safetensors, everything else is JSON. Every file is written
-to a temporary name in the same folder and then renamed, so a crash never leaves half a file.
+by :func:`attnlab.io.write_atomic` (temporary file, fsync, rename), so a crash never leaves half a file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import tempfile
-from collections.abc import Callable
+import re
 from pathlib import Path
 from typing import Any
 
+from attnlab import io as fileio
 from attnlab.errors import AttnlabError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then rename ``tmp_path`` to ``path`` (same folder, so the rename is atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private (0600); use the usual permissions
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    write_atomic(path, write)
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-def read_json(path: str | Path, what: str = "file") -> Any:
-    """Read a JSON file, turning every way it can be wrong into one clear :class:`AttnlabError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise AttnlabError(f"{what} not found: {path}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AttnlabError(
-            f"{what} {path} is not valid JSON ({err}); the file is corrupt or not an attnlab file"
-        ) from None
-
-
 def save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
     """Write a safetensors file atomically (tensors are made contiguous and unshared first)."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     clean = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
-    write_atomic(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
+
+    def write(tmp: str) -> None:
+        try:
+            save_file(clean, tmp, metadata=metadata)
+        except SafetensorError as err:  # an I/O error (a full disk) is an OSError like any other write's
+            code = re.search(r"os error (\d+)", str(err))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), tmp) from None
+
+    fileio.write_atomic(path, write)
 
 
 def tensors_metadata(path: str | Path) -> dict[str, str]:
@@ -157,7 +124,7 @@ def save_model(model: Any, directory: str | Path, state: dict | None = None,
     directory.mkdir(parents=True, exist_ok=True)
     header = {"format": "pt", "model_type": model.model_type, **(metadata or {})}
     save_tensors(directory / WEIGHTS_FILE, model.state_dict() if state is None else state, metadata=header)
-    write_json_atomic(
+    fileio.write_json_atomic(
         directory / CONFIG_FILE,
         {"model_type": model.model_type, "format": "attnlab", "config": config_to_dict(model.config)},
     )
@@ -168,7 +135,7 @@ def read_model_config(directory: str | Path) -> tuple[str, dict[str, Any]]:
     directory = Path(directory)
     if not directory.is_dir():
         raise AttnlabError(f"{directory} is not a directory; expected a run or model folder")
-    meta = read_json(directory / CONFIG_FILE, what="model config")
+    meta = fileio.read_json(directory / CONFIG_FILE, what="model config")
     if not isinstance(meta, dict) or meta.get("format") != "attnlab" or "model_type" not in meta:
         hint = ""
         if isinstance(meta, dict) and meta.get("model_type") == "gpt2":

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnlab.checkpoint import read_json
 from attnlab.errors import AttnlabError
+from attnlab.io import read_json, read_metrics
 from attnlab.models.registry import load_model
+from attnlab.training.run_folder import CHECKPOINTS_DIR, STATE_JSON
 
 
 @dataclass
@@ -29,18 +30,6 @@ class Run:
     @property
     def metrics(self) -> list[dict[str, Any]]:
         return read_metrics(self.path)
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    rows = []
-    file = Path(path) / "metrics.jsonl"
-    if file.is_file():
-        for line in file.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows
 
 
 def load_run(path: str | Path, device: str = "cpu") -> Run:
@@ -66,24 +55,40 @@ def summarize(path: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(meta, dict) or meta.get("format") != "attnlab":
         return None
-    rows = read_metrics(path)
+    try:
+        rows = read_metrics(path)
+    except AttnlabError:
+        rows = []
     vals = [r["val_loss"] for r in rows if "val_loss" in r]
-    steps = [r["step"] for r in rows if "step" in r]
+    steps = [r["step"] for r in rows]
     info = {}
     if (path / "run.json").is_file():
         try:
             info = read_json(path / "run.json")
         except AttnlabError:
             info = {}
+    if not isinstance(info, dict):
+        info = {}
     args = info.get("args", {})
+    if not isinstance(args, dict):
+        args = {}
     return {"run": str(path), "kind": info.get("kind", meta.get("model_type")),
             "data": args.get("data") or args.get("task") or "", "step": max(steps, default=0),
             "best_val_loss": min(vals, default=math.nan)}
+
+
+def is_checkpoint_folder(path: Path) -> bool:
+    """A checkpoint inside a run (``RUN/checkpoints/step-N``) or a hidden (temporary) folder: not a run."""
+    return path.name.startswith(".") or (
+        path.parent.name == CHECKPOINTS_DIR and (path.parent.parent / STATE_JSON).is_file())
 
 
 def find_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     root = Path(root)
     if not root.is_dir():
         return []
-    candidates = [root] + sorted(p for p in root.rglob("*") if p.is_dir())
-    return [s for p in candidates if (s := summarize(p)) is not None]
+    candidates = [root]
+    for folder, subfolders, _ in os.walk(root):  # not into a run's checkpoints
+        subfolders[:] = [d for d in subfolders if not is_checkpoint_folder(Path(folder, d))]
+        candidates.extend(Path(folder, d) for d in subfolders)
+    return [s for p in sorted(candidates) if (s := summarize(p)) is not None]

@@ -39,7 +39,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from attnlab.checkpoint import write_atomic
+    from attnlab.io import write_atomic
 
     rows = result["results"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -35,6 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from attnlab.errors import AttnlabError
+from attnlab.io import write_json_atomic
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SEQ2SEQ_SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
@@ -147,32 +147,18 @@ class Tokenizer(ABC):
         """Rebuild from :meth:`to_dict`'s output."""
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the tokenizer as one JSON file, atomically (temporary file, then rename).
+        """Write the tokenizer as one JSON file, atomically (:func:`attnlab.io.write_atomic`).
 
         ``path`` may be a file name or an existing folder (then ``tokenizer.json`` inside it).
         """
         path = Path(path)
         if path.is_dir():
             path = path / "tokenizer.json"
-        _write_json_atomically(path, self.to_dict())
+        write_json_atomic(path, self.to_dict(), indent=None, ensure_ascii=False)
         return path
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size}, specials={self.specials!r})"
-
-
-def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _describe_unknown(pieces: Iterable[str], what: str, kind: str, limit: int = 10) -> str:

@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnlab.checkpoint import write_json_atomic, write_text_atomic
 from attnlab.errors import AttnlabError
 from attnlab.experiments.report import jsonable
 from attnlab.experiments.runner import RunOutcome, RunSpec
+from attnlab.io import write_json_atomic, write_text_atomic
 
 FAMILIES = ("layers", "heads", "lr", "block")
 BLOCK_VARIANTS = {  # label: model overrides

@@ -20,7 +20,7 @@ def _figure(panels: int = 1, width: float = 8.0) -> tuple[Any, Any]:
 def _save(fig: Any, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from attnlab.checkpoint import write_atomic
+    from attnlab.io import write_atomic
 
     out = Path(out)
     fig.tight_layout()

@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from attnlab.checkpoint import read_json, write_json_atomic, write_text_atomic
 from attnlab.errors import AttnlabError
+from attnlab.io import read_json, write_json_atomic, write_text_atomic
 from attnlab.training.run_folder import LOCK_FILE, RunLock, clear_run, is_run_folder
 
 SPEC_FILE = "spec.json"
@@ -235,8 +235,21 @@ def train_locked(spec: RunSpec, run_dir: Path, *, progress: bool, description: s
 
 
 def delete_weights(run_dir: Path) -> None:
-    """Drop the checkpoint files of a finished run (keeps config, tokenizers, metrics, result)."""
-    for name in ("model.safetensors", "trainer_state.safetensors", "trainer_state.json"):
+    """Drop the checkpoint files of a finished run (keeps config, tokenizers, metrics, result).
+
+    The pointer goes first, so a run that stops halfway through this is never mistaken for one to resume.
+    """
+    import shutil
+
+    from attnlab.io import is_temp_name
+    from attnlab.training.run_folder import CHECKPOINTS_DIR, STATE_JSON, STATE_TENSORS
+
+    for name in (STATE_JSON, STATE_TENSORS, "model.safetensors"):
         path = run_dir / name
         if path.is_file():
+            path.unlink()
+    if (run_dir / CHECKPOINTS_DIR).is_dir():
+        shutil.rmtree(run_dir / CHECKPOINTS_DIR)
+    for path in run_dir.iterdir() if run_dir.is_dir() else ():
+        if is_temp_name(path.name) and path.is_file():
             path.unlink()

@@ -256,7 +256,7 @@ def write_plot(flows: list[GradientFlow], path: Path, seed: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from attnlab.checkpoint import write_atomic
+    from attnlab.io import write_atomic
 
     length = len(flows[0].norms)
     distance = list(range(length))

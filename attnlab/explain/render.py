@@ -165,7 +165,7 @@ def print_rich(heading: str, steps: Sequence[Step], console: Console) -> None:
 
 def write_out(text: str, out: str) -> None:
     """Write ``text`` to ``out`` atomically; a path that cannot be written is the user's error."""
-    from attnlab.checkpoint import write_text_atomic
+    from attnlab.io import write_text_atomic
 
     try:
         write_text_atomic(out, text)

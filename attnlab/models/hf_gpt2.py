@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
-from attnlab.checkpoint import load_tensors, read_json, save_tensors, write_json_atomic
+from attnlab.checkpoint import load_tensors, save_tensors
 from attnlab.errors import AttnlabError
+from attnlab.io import read_json, write_json_atomic
 from attnlab.models.gpt import GPT, GPTConfig
 
 _LAYER_MAP = {  # attnlab suffix -> (HF suffix, transposed)

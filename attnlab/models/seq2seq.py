@@ -432,14 +432,15 @@ def plot_alignment(src_tokens: Sequence[str], tgt_tokens: Sequence[str], weights
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from attnlab.checkpoint import write_atomic
+    from attnlab.io import write_atomic
+    from attnlab.viz.extract import display_token
 
     weights = torch.as_tensor(weights).detach().float().cpu().numpy()
     if weights.shape != (len(tgt_tokens), len(src_tokens)):
         raise AttnlabError(f"alignment weights have shape {weights.shape}, expected "
                            f"({len(tgt_tokens)} target, {len(src_tokens)} source tokens)")
-    label = [_display(t) for t in src_tokens]
-    tlabel = [_display(t) for t in tgt_tokens]
+    label = [display_token(t) for t in src_tokens]
+    tlabel = [display_token(t) for t in tgt_tokens]
     width = max(4.0, 0.32 * len(src_tokens) + 2.0)
     height = max(3.0, 0.32 * len(tgt_tokens) + 1.5)
     fig, ax = plt.subplots(figsize=(width, height))
@@ -456,11 +457,6 @@ def plot_alignment(src_tokens: Sequence[str], tgt_tokens: Sequence[str], weights
     write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
     return path
-
-
-def _display(token: str) -> str:
-    """A readable axis label: words without their leading space, a lone space as an open box."""
-    return token.strip() or token.replace(" ", "\u2423").replace("\n", "\\n").replace("\t", "\\t")
 
 
 # ---------------------------------------------------------------------------------------- training

@@ -25,7 +25,7 @@ def plot_runs(runs: list[tuple[str, list[dict[str, Any]]]], out: str | Path, tit
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from attnlab.checkpoint import write_atomic
+    from attnlab.io import write_atomic
 
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -1,7 +1,8 @@
 """Run folders are owned: what ``--overwrite`` may replace, and one trainer at a time per folder.
 
-A run folder holds files attnlab wrote (:data:`RUN_FILES`, ``*tokenizer.json``, hidden temporary
-files) and possibly files a user put there. The promises:
+A run folder holds files attnlab wrote (:data:`RUN_FILES`, ``*tokenizer.json``, the ``checkpoints``
+folder with the temporary folders of a save in progress inside it, hidden temporary files) and
+possibly files a user put there. The promises:
 
 - ``--overwrite`` replaces a folder only if it is empty or is an attnlab run, and then removes only
   attnlab's own files: a user's file in a run folder is kept. It never touches the current
@@ -24,22 +25,27 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from attnlab.errors import AttnlabError
+from attnlab.io import is_temp_name
 
 LOCK_FILE = ".attnlab.lock"
-# every file or folder name attnlab writes into a run folder (tokenizers match *tokenizer.json)
+CHECKPOINTS_DIR = "checkpoints"  # checkpoints/step-000250/: one complete checkpoint (attnlab.training.state)
+STATE_JSON = "trainer_state.json"  # names the published checkpoint
+STATE_TENSORS = "trainer_state.safetensors"  # in a checkpoint folder (older runs: at the top)
+# every file or folder name attnlab writes into a run folder (tokenizers match *tokenizer.json; the hidden
+# temporary files of the atomic writer, ".NAME.<random>.tmp", are attnlab's too: see is_owned)
 RUN_FILES = frozenset({
-    "config.json", "model.safetensors", "trainer_state.json", "trainer_state.safetensors", "run.json",
-    "metrics.jsonl", "loss.png", "spec.json", "result.json", "checkpoint", "checkpoints", "config.yaml",
+    "config.json", "model.safetensors", STATE_JSON, STATE_TENSORS, "run.json",
+    "metrics.jsonl", "loss.png", "spec.json", "result.json", "checkpoint", CHECKPOINTS_DIR, "config.yaml",
     "samples.jsonl", "metrics.csv", "tensorboard", LOCK_FILE,
 })
-MARKERS = ("run.json", "trainer_state.json", "spec.json")  # any one of these: the folder is a run
+MARKERS = ("run.json", STATE_JSON, "spec.json")  # any one of these: the folder is a run
 
 
 def is_owned(name: str) -> bool:
     """Whether ``name`` (an entry of a run folder) is a file attnlab writes there."""
-    if name in RUN_FILES or name.endswith("tokenizer.json"):
+    if name in RUN_FILES or name.endswith("tokenizer.json") or is_temp_name(name):
         return True
-    return name.startswith(".") and (name.endswith(".tmp") or ".tmp-" in name or name.startswith(".checkpoint"))
+    return name.startswith(".") and (".tmp-" in name or name.startswith(".checkpoint"))
 
 
 def is_run_folder(path: Path) -> bool:

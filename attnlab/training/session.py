@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from attnlab import __version__
-from attnlab.checkpoint import (
-    read_json,  # TODO(merge): attnlab.io
-    rename_fields,
-)
+from attnlab.checkpoint import rename_fields
 from attnlab.errors import AttnlabError
+from attnlab.io import read_json, write_text_atomic
 from attnlab.options import field_types, option, options_from, parse_text
 from attnlab.training.run_folder import LOCK_FILE, RunLock, check_overwritable, clear_run
 from attnlab.training.trainer import TrainConfig, Trainer, TrainResult, run_is_resumable, seed_everything
@@ -340,8 +338,6 @@ def _train(recipe: Any, options: Any, run: RunOptions, run_dir: Path, saved_conf
 def write_run_config(path: Path, recipe: Any, options: Any, run: RunOptions, config: TrainConfig) -> None:
     """The run's fully resolved configuration as YAML: ``attnlab train --config FILE`` repeats it."""
     import yaml
-
-    from attnlab.checkpoint import write_text_atomic
 
     record = {"kind": recipe.name, "attnlab_version": __version__, "options": dataclasses.asdict(options),
               "run": {k: v for k, v in dataclasses.asdict(run).items() if k in DEFINING},

@@ -7,11 +7,12 @@ trainer does the rest, the same way for a GPT, an LSTM or a translation model:
   (or the Transformer paper's inverse square root), gradient clipping, gradient accumulation;
 - periodic evaluation on the held-out validation split, a progress bar (loss, tokens/s, ETA),
   ``metrics.jsonl`` and ``loss.png``;
-- checkpoints every N steps, written atomically into the run directory (``config.json``,
-  ``model.safetensors``, ``trainer_state.json`` + ``trainer_state.safetensors``, plus the
-  tokenizers), and an exact resume: the RNG, optimizer and objective states are restored, and every
-  batch is a pure function of ``(seed, split, step)``, so a resumed run repeats an uninterrupted one
-  bit for bit on the CPU;
+- checkpoints every N steps, each published whole or not at all (:mod:`attnlab.training.state`:
+  ``checkpoints/step-N/`` named by ``trainer_state.json``; the run folder's ``config.json`` and
+  ``model.safetensors`` follow the latest), and an exact resume: the RNG, optimizer and objective
+  states are restored, ``metrics.jsonl`` is cut back to the checkpoint, and every batch is a pure
+  function of ``(seed, split, step)``, so a resumed run repeats an uninterrupted one bit for bit on
+  the CPU;
 - data parallelism under ``torchrun`` (DistributedDataParallel; gloo on CPU, NCCL on CUDA): each
   step's global batch is cut into one slice per rank and per micro-step, rank 0 logs and saves.
 """
@@ -33,25 +34,26 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from attnlab.checkpoint import (
-    load_tensors,
-    read_json,
-    save_model,
-    save_tensors,
-    tensors_metadata,
-    write_json_atomic,
-    write_text_atomic,
-)
 from attnlab.errors import AttnlabError, require_positive_fields
+from attnlab.io import METRICS_FILE, read_metrics, write_json_atomic, write_text_atomic
 from attnlab.training import distributed as dist_utils
 from attnlab.training import mfu as mfu_utils
 from attnlab.training.optim import build_optimizer
+from attnlab.training.run_folder import STATE_JSON
 from attnlab.training.schedule import SCHEDULES, learning_rate
-from attnlab.training.state import flatten_optimizer, restore_rng, rng_tensors, unflatten_optimizer
-
-STATE_JSON = "trainer_state.json"
-STATE_TENSORS = "trainer_state.safetensors"
-METRICS = "metrics.jsonl"
+from attnlab.training.state import (
+    cut_metrics,
+    flatten_optimizer,
+    publish_model_files,
+    read_checkpoint,
+    remove_leftovers,
+    restore_rng,
+    rng_tensors,
+    run_is_resumable,
+    unflatten_optimizer,
+    write_checkpoint,
+    write_failed,
+)
 
 
 @dataclass
@@ -155,11 +157,6 @@ def move(batch: dict[str, torch.Tensor], device: torch.device, pin: bool = False
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def run_is_resumable(run_dir: str | Path) -> bool:
-    run_dir = Path(run_dir)
-    return (run_dir / STATE_JSON).is_file() and (run_dir / STATE_TENSORS).is_file()
-
-
 class Trainer:
     """Train ``model`` on ``objective``; see the module docstring for what it does."""
 
@@ -189,6 +186,7 @@ class Trainer:
         self.best_val = math.inf
         self.last_val = math.nan
         self.history: list[dict[str, Any]] = []
+        self.saved_step: int | None = None  # the step of the run folder's published checkpoint
         self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                          if config.dtype == "bfloat16" else contextlib.nullcontext())
         torch.manual_seed(config.seed + self.dist.rank)
@@ -200,25 +198,24 @@ class Trainer:
 
     # ---- resume --------------------------------------------------------------------------------
     def resume(self) -> None:
-        """Load the checkpoint in ``run_dir``: weights, optimizer, RNG, step, objective state."""
+        """Load the published checkpoint in ``run_dir``: weights, optimizer, RNG, step, objective state.
+
+        What a killed save left is removed first, ``metrics.jsonl`` is cut back to the checkpoint and
+        the run folder's ``config.json`` / ``model.safetensors`` are made the checkpoint's (rank 0).
+        """
         if self.run_dir is None or not run_is_resumable(self.run_dir):
-            raise AttnlabError(f"nothing to resume in {self.run_dir}: no {STATE_JSON} / {STATE_TENSORS} there")
-        meta = read_json(self.run_dir / STATE_JSON, what="trainer state")
-        tensors = load_tensors(self.run_dir / STATE_TENSORS, what="trainer state")
-        weights = load_tensors(self.run_dir / "model.safetensors", what="model weights")
-        saved_step = tensors_metadata(self.run_dir / "model.safetensors").get("step")
-        if saved_step is not None and int(saved_step) != int(meta["step"]):
-            raise AttnlabError(
-                f"the checkpoint in {self.run_dir} is inconsistent: its weights are from step {saved_step} but its "
-                f"trainer state is from step {meta['step']} (the run was killed while saving); retrain or copy "
-                "model.safetensors from a backup"
-            )
+            raise AttnlabError(f"nothing to resume in {self.run_dir}: no {STATE_JSON} naming a checkpoint there")
+        if self.dist.is_main:
+            remove_leftovers(self.run_dir)
+        checkpoint = read_checkpoint(self.run_dir)
+        meta, tensors = checkpoint.meta, checkpoint.tensors
         try:
-            dist_utils.load_full_state(self.model, self.raw_model, weights, self.optimizer,
+            dist_utils.load_full_state(self.model, self.raw_model, checkpoint.weights, self.optimizer,
                                        unflatten_optimizer(tensors, meta["optimizer"]))
-        except (RuntimeError, KeyError, ValueError) as err:
-            raise AttnlabError(f"the checkpoint in {self.run_dir} does not match this model/optimizer: {err}") from None
-        self.step = int(meta["step"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
+            raise AttnlabError(f"the checkpoint in {checkpoint.folder} does not match this model/optimizer: "
+                               f"{err}") from None
+        self.step = checkpoint.step
         self.tokens = int(meta.get("tokens", 0))
         self.elapsed = float(meta.get("elapsed", 0.0))
         self.best_val = float(meta.get("best_val_loss", math.inf))
@@ -227,24 +224,30 @@ class Trainer:
         if hasattr(self.objective, "load_state_tensors"):
             self.objective.load_state_tensors({k[len("objective."):]: v for k, v in tensors.items()
                                                if k.startswith("objective.")})
-        self.history = [r for r in self._read_metrics() if r.get("step", 0) <= self.step]
-        if self.dist.is_main:  # drop what the killed run logged after its last checkpoint
-            write_text_atomic(self.run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in self.history))
-
-    def _read_metrics(self) -> list[dict[str, Any]]:
-        path = self.run_dir / METRICS if self.run_dir else None
-        if path is None or not path.is_file():
-            return []
-        rows = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line cut short by a kill
-        return rows
+        metrics = self.run_dir / METRICS_FILE
+        offset = meta.get("metrics_offset")
+        if isinstance(offset, int):  # what was logged up to the checkpoint
+            self.history = read_metrics(metrics, end=offset)
+        else:  # the older layout: the rows up to the checkpoint's step
+            self.history = [r for r in read_metrics(metrics) if r["step"] <= self.step]
+        self.saved_step = self.step
+        if not self.dist.is_main:
+            return
+        target = metrics
+        try:  # drop what the killed run logged after its last checkpoint
+            if isinstance(offset, int):
+                cut_metrics(metrics, offset)
+            else:
+                write_text_atomic(metrics, "".join(json.dumps(r) + "\n" for r in self.history))
+            target = self.run_dir / "model.safetensors"
+            if not checkpoint.legacy:  # killed between publishing a checkpoint and updating these
+                publish_model_files(self.run_dir, checkpoint.folder)
+        except OSError as err:
+            raise write_failed(err, target, self.run_dir, self.step) from None
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
+        """Write this step's checkpoint and publish it, all or nothing (:func:`state.write_checkpoint`)."""
         if self.run_dir is None:
             return
         # under FSDP gathering the shards is a collective: every rank takes part, rank 0 alone writes
@@ -256,31 +259,33 @@ class Trainer:
                                                          getattr(self.objective, "state_batch_dims", {}), self.dist)
         if not self.dist.is_main:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for name, write in self.files.items():
-            if not (self.run_dir / name).exists():
-                write(self.run_dir / name)
-        if self.run_info is not None and not (self.run_dir / "run.json").exists():
-            write_json_atomic(self.run_dir / "run.json", self.run_info)
         optim_tensors, optim_meta = flatten_optimizer(optim_state)
         tensors = {**optim_tensors, **rng_tensors()}
         tensors.update({f"objective.{k}": v for k, v in objective_state.items()})
-        # weights first, trainer state last: trainer_state.json names the step the files belong to
-        save_model(self.raw_model, self.run_dir, state=state, metadata={"step": str(self.step)})
-        save_tensors(self.run_dir / STATE_TENSORS, {k: v.cpu() for k, v in tensors.items()})
-        write_json_atomic(self.run_dir / STATE_JSON, {
-            "step": self.step, "tokens": self.tokens, "elapsed": self.elapsed,
-            "val_loss": self.last_val, "best_val_loss": self.best_val,
-            "world_size": self.dist.world_size, "config": dataclasses.asdict(self.config),
-            "optimizer": optim_meta,
-        })
+        files = dict(self.files)
+        if self.run_info is not None:
+            files["run.json"] = lambda path: write_json_atomic(path, self.run_info)
+        write_checkpoint(
+            self.run_dir, step=self.step, model=self.raw_model, weights=state,
+            tensors={k: v.cpu() for k, v in tensors.items()}, files=files, metrics=self.run_dir / METRICS_FILE,
+            complete_step=self.saved_step,
+            meta={"step": self.step, "tokens": self.tokens, "elapsed": self.elapsed,
+                  "val_loss": self.last_val, "best_val_loss": self.best_val,
+                  "world_size": self.dist.world_size, "config": dataclasses.asdict(self.config),
+                  "optimizer": optim_meta},
+        )
+        self.saved_step = self.step
 
     def _log(self, row: dict[str, Any]) -> None:
         self.history.append(row)
         if self.run_dir is not None and self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            path = self.run_dir / METRICS_FILE
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+            except OSError as err:
+                raise write_failed(err, path, self.run_dir, self.saved_step) from None
 
     # ---- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -404,8 +409,11 @@ class Trainer:
             return
         from attnlab.training.plots import plot_runs
 
-        plot_runs([(self.run_dir.name, self.history)], self.run_dir / "loss.png",
-                  title=f"{self.run_dir.name}: training and held-out validation loss")
+        try:
+            plot_runs([(self.run_dir.name, self.history)], self.run_dir / "loss.png",
+                      title=f"{self.run_dir.name}: training and held-out validation loss")
+        except OSError as err:
+            raise write_failed(err, self.run_dir / "loss.png", self.run_dir, self.saved_step) from None
 
 
 def seed_everything(seed: int) -> None:

@@ -27,6 +27,9 @@ from attnlab.errors import AttnlabError
 def display_token(token: str) -> str:
     """A readable axis label: whitespace made visible, words without their leading space.
 
+    The one token-label helper of attnlab: every attention picture (heat maps, the HTML viewer,
+    the translation alignment plot of :mod:`attnlab.models.seq2seq`) labels its tokens with it.
+
     ``" "`` -> ``"␣"``, ``"\\n"`` -> ``"\\\\n"``, ``" the"`` -> ``"the"``.
     """
     if token.strip():

@@ -52,7 +52,7 @@ class AttentionFigure:
         """Write the figure (format from the suffix: png, svg or pdf) atomically, then close it."""
         import matplotlib.pyplot as plt
 
-        from attnlab.checkpoint import write_atomic
+        from attnlab.io import write_atomic
 
         path = Path(path)
         fmt = path.suffix.lower().lstrip(".")

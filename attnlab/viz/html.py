@@ -96,7 +96,7 @@ def attention_html(attention: ModelAttention, title: str | None = None) -> str:
 
 def save_attention_html(attention: ModelAttention, path: str | Path, title: str | None = None) -> Path:
     """Write the viewer page to ``path`` atomically."""
-    from attnlab.checkpoint import write_text_atomic
+    from attnlab.io import write_text_atomic
 
     path = Path(path)
     write_text_atomic(path, attention_html(attention, title))

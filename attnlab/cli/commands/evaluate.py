@@ -34,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from attnlab.checkpoint import read_json
     from attnlab.errors import AttnlabError
     from attnlab.evaluation import load_any_translator, translation_metrics
+    from attnlab.io import read_json
     from attnlab.models.seq2seq import load_run_task
 
     if args.beam < 1:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from attnlab.errors import AttnlabError
-    from attnlab.runs import read_metrics
+    from attnlab.io import read_metrics
     from attnlab.training.plots import plot_runs
 
     out = Path(args.out)
