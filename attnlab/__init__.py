@@ -15,7 +15,7 @@ _LAZY = {
     "GPT": "attnlab.models.gpt",
     "GPTConfig": "attnlab.models.gpt",
     "Trainer": "attnlab.training.trainer",
-    "Eliza": "attnlab.models.eliza",
+    "Eliza": "attnlab.eliza",
     "Transformer": "attnlab.models.transformer",
     "TransformerConfig": "attnlab.models.transformer",
     "EncoderLM": "attnlab.models.encoder",

@@ -12,10 +12,15 @@ The conversation ends on "quit", "bye" or "exit" (case and trailing punctuation 
 one of the responder's ``exit_words``, on end of input (Ctrl-D) or on Ctrl-C. With
 ``transcript``, the whole conversation is written to that file at the end, atomically (never
 half a file; missing folders are created), also when the loop is interrupted.
+
+Everything shown or written passes through :func:`printable`: what the user typed comes back
+(ELIZA reflects it, a model continues it, the transcript records it), and a terminal escape
+sequence in it must be seen as text, never obeyed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +30,28 @@ from attnlab.errors import AttnlabError
 
 EXIT_WORDS = ("quit", "bye", "exit")
 USER = "you"
+
+# C0 controls but tab and newline, DEL, C1 controls (U+0080-U+009F: 8-bit CSI etc.), lone surrogates
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: object) -> str:
+    """``text`` made safe for a terminal: control characters become visible escapes.
+
+    ESC, the other C0 controls except newline and tab, DEL and the C1 controls are written as
+    ``\\xNN``, so that ``ESC [31m`` shows as the text ``\\x1b[31m`` instead of turning the
+    terminal red (or moving the cursor, retitling the window, ...). Lone surrogates (bytes that
+    were not UTF-8) become ``?``. Everything else, other scripts and emoji included, is kept.
+
+    >>> printable("red \\x1b[31mtext\\x07")
+    'red \\\\x1b[31mtext\\\\x07'
+    """
+    return _UNPRINTABLE.sub(_escape, str(text))
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return "?" if code >= 0xD800 else f"\\x{code:02x}"
 
 
 class Responder(Protocol):
@@ -60,7 +87,7 @@ def run_chat(
 
     def say(text: str) -> None:
         turns.append((speaker, text))
-        output_fn(f"{speaker}: {text}")
+        output_fn(printable(f"{speaker}: {text}"))
 
     reset = getattr(responder, "reset", None)
     if callable(reset):
@@ -87,7 +114,7 @@ def run_chat(
             try:
                 answer = responder.reply(text)
             except AttnlabError as err:
-                output_fn(f"({err})")
+                output_fn(printable(f"({err})"))
                 continue
             say(answer)
     finally:
@@ -97,14 +124,15 @@ def run_chat(
 
 
 def write_transcript(path: str | Path, turns: list[tuple[str, str]], speaker: str) -> None:
-    """Write the conversation as ``speaker: text`` lines, atomically."""
+    """Write the conversation as ``speaker: text`` lines, atomically, made :func:`printable`
+    (a transcript shown with ``cat`` must not replay escape sequences; stray surrogates from a
+    terminal become "?")."""
     from attnlab.checkpoint import write_text_atomic
 
     stamp = datetime.now().isoformat(timespec="seconds")
     lines = [f"# attnlab chat with {speaker}, {stamp}"]
     lines += [f"{who}: {text}" for who, text in turns]
-    # anything that cannot be encoded (e.g. stray surrogates from a terminal) becomes "?"
-    text = "\n".join(lines).encode("utf-8", "replace").decode("utf-8") + "\n"
+    text = printable("\n".join(lines)) + "\n"
     try:
         write_text_atomic(path, text)
     except OSError as err:

@@ -26,12 +26,13 @@ NONE_WORDS = ("none", "null")
 
 
 def option(default: Any, help: str, *, choices: tuple[Any, ...] | None = None, metavar: str | None = None,
-           minimum: float | None = None, short: str | None = None) -> Any:
+           minimum: float | None = None, maximum: float | None = None, short: str | None = None) -> Any:
     """A dataclass field that is also a command-line flag (``--name-with-dashes``).
 
-    ``minimum``: the smallest value accepted (numbers); ``short``: a one-letter alias (``-k``).
+    ``minimum`` / ``maximum``: the range of values accepted (numbers); ``short``: a one-letter alias (``-k``).
     """
-    metadata = {"help": help, "choices": choices, "metavar": metavar, "minimum": minimum, "short": short}
+    metadata = {"help": help, "choices": choices, "metavar": metavar, "minimum": minimum, "maximum": maximum,
+                "short": short}
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -137,6 +138,9 @@ def validate_options(options: Any) -> Any:
         minimum = f.metadata.get("minimum")
         if minimum is not None and value is not None and value < minimum:
             raise AttnlabError(f"{flag} must be at least {minimum}, got {value!r}")
+        maximum = f.metadata.get("maximum")
+        if maximum is not None and value is not None and value > maximum:
+            raise AttnlabError(f"{flag} must be at most {maximum}, got {value!r}")
         setattr(options, f.name, value)
     return options
 

@@ -51,8 +51,9 @@ from attnlab.data.batching import LanguageModelObjective
 from attnlab.data.corpora import _play_files, load_corpus, split_train_val
 from attnlab.data.tokenizers import make_tokenizer
 from attnlab.errors import AttnlabError
-from attnlab.models.gpt import GPT, PRESET_TRAINING, PRESETS, GPTConfig
-from attnlab.training.recipes import parse_value, split_overrides
+from attnlab.models.gpt import GPT, PRESETS, GPTConfig
+from attnlab.recipes.lm import GPT_PRESET_TRAINING as PRESET_TRAINING
+from attnlab.training.session import split_sets
 from attnlab.training.trainer import TrainConfig, Trainer
 
 NAME = "speedrun"
@@ -118,8 +119,9 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
         key, eq, value = item.partition("=")
         if not eq:
             raise AttnlabError(f"--variant {name}: expected key=value, got {item!r}")
-        settings[key.strip()] = parse_value(value)
-    return name.strip(), settings
+        settings[key.strip()] = value.strip()
+    model_part, train_part = split_sets(settings, GPTConfig)  # each value parsed by its field's type
+    return name.strip(), {**model_part, **train_part}
 
 
 def variant_settings(name: str, extra: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -147,7 +149,7 @@ def default_names(args: argparse.Namespace) -> list[str]:
 
 def configs(settings: dict[str, Any], vocab_size: int, args: argparse.Namespace
             ) -> tuple[GPTConfig, TrainConfig]:
-    model_part, train_part = split_overrides(settings, GPTConfig, TrainConfig)
+    model_part, train_part = split_sets(settings, GPTConfig)
     model_values = {**MODEL, **model_part, "vocab_size": vocab_size}
     train_values = {**TRAIN, "steps": args.steps, "eval_every": args.eval_every,
                     "eval_iters": args.eval_iters, "ckpt_every": 10**9, "seed": args.seed, **train_part}

@@ -86,10 +86,9 @@ def test_without_a_mask_padding_would_leak():
 
 
 def test_explain_topic_walks_through_one_decoder_step(tmp_path):
-    import argparse
     import json
 
-    from attnlab.explain import all_topics
+    from attnlab.explain import ExplainRequest, all_topics
     from attnlab.explain.bahdanau import bahdanau_steps
 
     steps = {step.title.split(" ")[0]: step for step in bahdanau_steps("mercredi 9 mai 2018", seed=7)}
@@ -99,6 +98,6 @@ def test_explain_topic_walks_through_one_decoder_step(tmp_path):
     padding = steps["Padding:"].values
     assert padding[-2:, 2].tolist() == [0.0, 0.0] and torch.allclose(padding[:4, 2], alpha)
     out = tmp_path / "bahdanau.json"
-    args = argparse.Namespace(text="lundi 1 mars", seed=1, format="json", out=str(out))
-    assert all_topics()["bahdanau"].run(args) == 0
+    request = ExplainRequest(text="lundi 1 mars", seed=1, format="json", out=str(out))
+    assert all_topics()["bahdanau"].run(request) == 0
     assert len(json.loads(out.read_text())) == len(steps)

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from attnlab.chat import is_exit, run_chat
+from attnlab.chat import is_exit, printable, run_chat
+from attnlab.eliza import Eliza
 from attnlab.errors import AttnlabError
-from attnlab.models.eliza import Eliza
 
 GREETING = "Hello, I am ELIZA. What would you like to talk about today?"
 GOODBYE = "Goodbye. It was good to talk with you; come back whenever you need to."
@@ -141,6 +141,88 @@ def test_unencodable_text_does_not_break_the_transcript(tmp_path):
         Echo(), transcript=str(path), input_fn=scripted(["bad \udcff byte"]), output_fn=lambda line: None
     )
     assert "you: bad ? byte" in path.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Control characters and escape sequences are shown, never sent raw
+# --------------------------------------------------------------------------------------------
+
+RAW = "\x1b[31mred\x1b[0m \x1b]0;title\x07 \x9b2J \x00\x08\x7f\r!"
+SHOWN = "\\x1b[31mred\\x1b[0m \\x1b]0;title\\x07 \\x9b2J \\x00\\x08\\x7f\\x0d!"
+
+
+def _is_safe(text: str) -> bool:
+    """No C0 control but newline and tab, no DEL, no C1 control."""
+    return not any(ord(c) < 32 and c not in "\n\t" or 0x7F <= ord(c) <= 0x9F for c in text)
+
+
+def test_printable_escapes_controls_and_keeps_everything_else():
+    assert printable(RAW) == SHOWN and _is_safe(printable(RAW))
+    assert printable("tab\there\nnext line") == "tab\there\nnext line"
+    assert printable("caf\u00e9 \u4f60\u597d \U0001f600 \u00a0") == "caf\u00e9 \u4f60\u597d \U0001f600 \u00a0"
+    assert printable("bad \udcff byte") == "bad ? byte"
+    assert printable(42) == "42"
+    assert all(_is_safe(printable(chr(c))) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+
+
+def test_chat_shows_and_writes_escapes_but_returns_the_text_as_typed(tmp_path):
+    class Parrot:
+        name = "par\x1brot"
+
+        def reply(self, text):
+            if text == "fail":
+                raise AttnlabError(f"cannot use {RAW}")
+            return f"you said {text}\nand more"
+
+    shown: list[str] = []
+    path = tmp_path / "t.txt"
+    turns = run_chat(Parrot(), transcript=str(path), input_fn=scripted([RAW, "fail"]), output_fn=shown.append)
+    assert shown == [f"par\\x1brot: you said {SHOWN}\nand more", f"(cannot use {SHOWN})"]
+    assert turns[0] == ("you", RAW)  # the conversation itself is kept as typed
+    written = path.read_text(encoding="utf-8")
+    assert _is_safe(written) and f"you: {SHOWN}" in written
+
+
+def test_cli_chat_eliza_never_echoes_raw_escapes(tmp_path):
+    script = tmp_path / "loud.txt"  # a script can put escapes in its replies, too
+    script.write_text("greeting: \x1b[2JHello\nkey: red\n say: \x1b[31m{1}\nnone:\n say: Hm.\n", encoding="utf-8")
+    transcript = tmp_path / "t.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "attnlab", "chat", "eliza", "--script", str(script), "--transcript", str(transcript)],
+        input=f"I see red {RAW}\n\x1b]0;pwned\x07\n".encode(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
+    assert _is_safe(out) and _is_safe(transcript.read_text(encoding="utf-8"))
+    assert out.splitlines() == [
+        "eliza: \\x1b[2JHello",
+        f"you: I see red {SHOWN}",
+        "eliza: \\x1b[31mi see red 31mred 0m 0",  # the clause keeps words only: this escape is the script's
+        "you: \\x1b]0;pwned\\x07",
+        "eliza: Hm.",
+    ]
+
+
+def test_cli_chat_with_a_run_shows_model_text_escaped(tmp_path, monkeypatch, capsys):
+    import types
+
+    from attnlab.cli import main
+
+    class Model:
+        name = "model"
+
+        def reply(self, text):
+            return f"{text} \x1b[5mblink\x9b"
+
+    fake = types.SimpleNamespace(load_responder=lambda path, **options: Model())
+    monkeypatch.setitem(sys.modules, "attnlab.inference.chat", fake)
+    monkeypatch.setattr("sys.stdin", _FakeStdin(b"hi \x1b[1m\n"))
+    with pytest.raises(SystemExit) as exited:
+        main(["chat", str(tmp_path)])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.splitlines() == ["you: hi \\x1b[1m", "model: hi \\x1b[1m \\x1b[5mblink\\x9b"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,8 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attnlab.errors import AttnlabError
-from attnlab.models.eliza import (
+from attnlab.eliza import (
     MAX_INPUT_CHARS,
     Eliza,
     builtin_script,
@@ -24,6 +23,7 @@ from attnlab.models.eliza import (
     split_clauses,
     substitute,
 )
+from attnlab.errors import AttnlabError
 
 # A small script whose every reply can be worked out by reading it.
 TEST_SCRIPT = """
@@ -393,6 +393,87 @@ def test_unreadable_script_files(tmp_path):
         load_script(latin)
 
 
+def _laughs(n: int) -> str:
+    """A 'billion laughs' script: (n + 1)**3 replies once its aliases are expanded (n=2500: a 37 KB
+    file that stands for 1.6e10 replies; the old reader took 0.9 s at n=40 and grows as n**3)."""
+
+    def refs(name: str) -> str:
+        return ", ".join([f"*{name}"] * n)
+
+    first = f"  - &k {{key: cat, rules: [&r {{match: '*', replies: [&s Hello., {refs('s')}]}}, {refs('r')}]}}\n"
+    return "keys:\n" + first + "  - *k\n" * n + "none: {replies: [Hm.]}\n"
+
+
+def test_yaml_aliases_are_refused_fast_and_small(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "laughs.yaml"
+    path.write_text(_laughs(2500), encoding="utf-8")
+    assert 30_000 < path.stat().st_size < 40_000
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        with pytest.raises(AttnlabError) as caught:
+            load_script(path)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(caught.value)
+    assert str(path) in message and "line 2" in message and "alias '*s' refused" in message
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    assert peak < 20_000_000, f"{peak / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize(
+    "text, line, fragment",
+    [
+        ("keys:\n  - &k {key: cat, replies: [a]}\n  - {<<: *k, key: dog}\nnone: {replies: [b]}\n", 3,
+         "alias '*k' refused"),
+        ("greeting: &g Hi.\nnone: {replies: [*g]}\n", 2, "alias '*g' refused"),
+        ("keys: " + "[" * 100_000, 1, "nested more than 32 levels deep"),
+        ("keys:\n" + "- " * 100_000 + "x\n", 2, "nested more than 32 levels deep"),
+    ],
+)
+def test_yaml_aliases_and_deep_nesting_are_refused(tmp_path, text, line, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    start = time.perf_counter()
+    with pytest.raises(AttnlabError, match=f"line {line}:") as caught:
+        load_script(path)
+    assert fragment in str(caught.value) and str(path) in str(caught.value)
+    assert time.perf_counter() - start < 1.0
+    json_path = tmp_path / "deep.json"
+    json_path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(AttnlabError, match="nested too deeply"):
+        load_script(json_path)
+
+
+@pytest.mark.parametrize("name", ["big.txt", "big.yaml", "big.json"])
+def test_script_files_over_1_mb_are_refused(tmp_path, name):
+    from attnlab.eliza import MAX_SCRIPT_BYTES
+
+    path = tmp_path / name
+    path.write_text("# x\n" * (MAX_SCRIPT_BYTES // 4 + 1), encoding="utf-8")
+    with pytest.raises(AttnlabError, match="larger than 1 MB") as caught:
+        load_script(path)
+    assert str(path) in str(caught.value)
+    padding = MAX_SCRIPT_BYTES - len(TEST_SCRIPT.encode())  # exactly at the limit: read as usual
+    path.write_text(TEST_SCRIPT + "#" * padding, encoding="utf-8")
+    if name.endswith(".txt"):
+        assert path.stat().st_size == MAX_SCRIPT_BYTES
+        assert load_script(path).greetings == ("Hi there.",)
+
+
+def test_builtin_script_ships_in_the_package():
+    from importlib import resources
+
+    assert (resources.files("attnlab.eliza") / "scripts" / "doctor.txt").is_file()
+    assert builtin_script().source == "doctor.txt" and len(builtin_script().keywords) > 30
+    with pytest.raises(AttnlabError, match="no built-in ELIZA script 'nope'"):
+        builtin_script("nope")
+
+
 # --------------------------------------------------------------------------------------------
 # Robustness and speed
 # --------------------------------------------------------------------------------------------
@@ -489,17 +570,15 @@ def test_explain_cli():
 
 
 def _explain(capsys, **options) -> str:
-    import argparse
-
+    from attnlab.explain import ExplainRequest
     from attnlab.explain.eliza import TOPICS
 
-    values = {"text": None, "text_given": False, "seed": None, "format": "rich", "out": None} | options
-    assert TOPICS["eliza"].run(argparse.Namespace(**values)) == 0
+    assert TOPICS["eliza"].run(ExplainRequest(**options)) == 0
     return capsys.readouterr().out
 
 
 def test_explain_topic_formats(tmp_path, capsys):
-    markdown = _explain(capsys, text="Men are all alike, but I hate you", text_given=True, format="markdown")
+    markdown = _explain(capsys, text="Men are all alike, but I hate you", format="markdown")
     assert "| alike | alike | 10 |" in markdown and "| 2 | i hate you |  |" in markdown
     rich = _explain(capsys)  # the default text
     assert "How do you get along with your mother?" in rich and "@family" in rich
@@ -512,7 +591,7 @@ def test_explain_topic_uses_script_and_seed(tmp_path, capsys):
     path = tmp_path / "s.txt"
     path.write_text(TEST_SCRIPT, encoding="utf-8")
     text = _explain(
-        capsys, text="zzz", text_given=True, seed=11, seed_given=True, format="json", script=str(path)
+        capsys, text="zzz", seed=11, format="json", script=str(path)
     )
     data = json.loads(text)
     assert data["source"] == "none" and data["reply"] in ("Go on.", "I see.")

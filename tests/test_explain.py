@@ -1,17 +1,19 @@
-"""``attnlab explain``: the walk-throughs print the seed's numbers, in every format."""
+"""``attnlab explain``: the walk-throughs print the attention overview's numbers, in every format."""
 
 from __future__ import annotations
 
-import argparse
+import ast
 import json
 import os
+from pathlib import Path
 
 import pytest
 
+import attnlab
 from attnlab.cli import main
 from attnlab.cli.commands import explain as explain_command
-from attnlab.explain import all_topics
-from attnlab.explain import attention as walkthrough
+from attnlab.explain import DEFAULT_SEED, DEFAULT_TEXT, ExplainRequest, all_topics, get_topic
+from attnlab.explain import steps as walkthrough
 
 ATTENTION_TOPICS = ["self-attention", "causal-attention", "multi-head", "layer-norm", "feed-forward"]
 SEED_CONTEXT_ROWS = [
@@ -43,7 +45,7 @@ def step(steps: list[dict], title_start: str) -> dict:
 
 
 def close(values, expected, tol: float = 5.1e-5) -> bool:
-    """Equal to the 4 decimals the seed prints (JSON keeps 6, so compare with a tolerance)."""
+    """Equal to the 4 decimals the attention overview prints (JSON keeps 6, so compare with a tolerance)."""
     if isinstance(expected, list):
         return len(values) == len(expected) and all(close(v, e, tol) for v, e in zip(values, expected))
     return abs(values - expected) <= tol
@@ -216,14 +218,38 @@ def test_help_lists_topics_with_summaries(capsys):
         assert name in out and topic.summary.split()[0] in out
 
 
-def test_the_command_and_the_walkthrough_agree_on_the_default_text():
-    assert explain_command.DEFAULT_TEXT == walkthrough.DEFAULT_TEXT
+def test_the_command_takes_its_defaults_from_the_library():
+    assert explain_command.DEFAULT_TEXT is DEFAULT_TEXT and explain_command.DEFAULT_SEED is DEFAULT_SEED
+    assert walkthrough.DEFAULT_TEXT is DEFAULT_TEXT
 
 
 def test_a_topic_can_be_run_as_a_library_call(capsys):
-    args = argparse.Namespace(text=None, seed=123, format="json", out=None)
-    assert all_topics()["self-attention"].run(args) == 0
+    assert all_topics()["self-attention"].run(ExplainRequest(format="json")) == 0
     assert json.loads(capsys.readouterr().out)[0]["rows"] == ["The", "next", "day", "is", "bright"]
+    assert get_topic("layer-norm").run(ExplainRequest(text="a b", seed=DEFAULT_SEED, format="markdown")) == 0
+    assert "| **a** |" in capsys.readouterr().out
+
+
+def test_the_help_calls_the_source_the_attention_overview(capsys):
+    _, help_text, _ = run_cli(capsys, "--help")
+    _, listing, _ = run_cli(capsys)
+    for text in (help_text, listing, json.dumps(json_steps(capsys, "self-attention"))):
+        assert "attention overview" in text and "the seed's" not in text
+
+
+def test_explain_and_the_browser_stay_out_of_the_command_line():
+    """argparse lives under attnlab/cli/ only, and nothing outside it imports attnlab.cli."""
+    root = Path(attnlab.__file__).parent
+    for path in [*sorted((root / "explain").glob("*.py")), root / "viz" / "browser.py"]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name != "argparse" and not name.startswith("attnlab.cli"), (path.name, name)
 
 
 def test_free_text_may_follow_the_options(capsys):

@@ -11,7 +11,8 @@ import torch
 from attnlab.errors import AttnlabError
 from attnlab.layers.attention import MultiHeadAttention
 from attnlab.layers.position import Rotary
-from attnlab.models.gpt import GPT, PRESET_TRAINING, PRESETS, GPTConfig
+from attnlab.models.gpt import GPT, PRESETS, GPTConfig
+from attnlab.recipes.lm import GPT_PRESET_TRAINING as PRESET_TRAINING
 from attnlab.training.muon import GroupedMuon, MuonWithAdamW, newton_schulz, split_parameters
 from attnlab.training.optim import build_optimizer
 from attnlab.training.state import flatten_optimizer, unflatten_optimizer

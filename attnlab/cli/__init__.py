@@ -13,13 +13,22 @@ import importlib
 import os
 import pkgutil
 import sys
+import typing
 
 from attnlab import __version__
 from attnlab.errors import AttnlabError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors in attnlab's one-line form: ``attnlab: error: ...`` and exit status 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"attnlab: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="attnlab",
         description=(
             "Build, train, compare and look inside every model in the history of attention, "
@@ -55,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = args.func(args)
     except AttnlabError as err:
-        print(f"attnlab: error: {err}", file=sys.stderr)
+        from attnlab.chat import printable
+
+        print(f"attnlab: error: {printable(err)}", file=sys.stderr)  # a path or text may hold escapes
         sys.exit(2)
     except KeyboardInterrupt:
         print("\nattnlab: interrupted", file=sys.stderr)

@@ -174,8 +174,8 @@ def evaluate_lm(config: CompareConfig, spec: RunSpec, outcome: RunOutcome) -> di
 
     from attnlab.data.corpora import load_corpus, split_train_val
     from attnlab.experiments.metrics import heldout_lm_loss, lm_sample
+    from attnlab.recipes.base import first_prompt
     from attnlab.runs import load_run
-    from attnlab.training.recipes import first_prompt
 
     run = load_run(outcome.run_dir)
     args = run.run_json.get("args", {})
@@ -205,7 +205,7 @@ def evaluate_translation(config: CompareConfig, spec: RunSpec, outcome: RunOutco
 
 
 def eliza_result() -> dict[str, Any]:
-    from attnlab.models.eliza import Eliza
+    from attnlab.eliza import Eliza
 
     eliza = Eliza()
     return {"name": "eliza", "label": "ELIZA (1966, rules)", "kind": "eliza",

@@ -1,7 +1,7 @@
 """Train one run of an experiment plan in its own folder, resumably.
 
 A plan (``attnlab compare``, ``attnlab ablate``) is a list of :class:`RunSpec`. Each spec is trained
-by the same recipe ``attnlab train KIND`` uses (:mod:`attnlab.training.recipes`), in
+by the same recipe ``attnlab train KIND`` uses (:mod:`attnlab.recipes`, merged by :mod:`attnlab.training.session`), in
 ``runs_dir/<spec.name>``, so every sub-run is an ordinary run folder (``attnlab train KIND --resume
 DIR`` works on it too). The folder tells how far the run got:
 
@@ -22,11 +22,10 @@ Only optimizer steps count against the budget, not evaluation or checkpoints.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -96,62 +95,54 @@ def write_result(run_dir: Path, result: dict[str, Any]) -> None:
     write_json_atomic(run_dir / RESULT_FILE, result)
 
 
-def recipe_namespace(spec: RunSpec, recipe: Any) -> argparse.Namespace:
-    """The options ``attnlab train KIND`` would parse for this spec (the CLI's defaults, then the spec's)."""
-    from attnlab.cli.commands.train import kind_parser
+def spec_options(spec: RunSpec, recipe: Any) -> tuple[Any, Any]:
+    """(recipe options, run options) for ``spec``: what ``attnlab train KIND`` would be given."""
+    from attnlab.options import options_from
+    from attnlab.training.session import RunOptions
 
-    options = kind_parser(spec.kind, recipe).parse_args([])
-    options.kind = spec.kind
-    for key, value in spec.options.items():
-        if not hasattr(options, key):
-            raise AttnlabError(f"'attnlab train {spec.kind}' has no option {key!r}")
-        setattr(options, key, value)
-    options.seed = spec.seed
-    options.set = [f"{k}={v}" for k, v in spec.model.items()]
-    return options
+    run_names = {f.name for f in fields(RunOptions)}
+    recipe_values = {k: v for k, v in spec.options.items() if k not in run_names}
+    run_values = {k: v for k, v in spec.options.items() if k in run_names}
+    run_values.update(seed=spec.seed, set=[f"{k}={v}" for k, v in spec.model.items()], quiet=True)
+    return recipe.options(**recipe_values), options_from(RunOptions, run_values, where=spec.name)
 
 
-def build_setup(spec: RunSpec, run_dir: Path, resume: bool) -> tuple[Any, Any, argparse.Namespace]:
-    """(recipe, Setup, namespace) for ``spec``; weights are drawn after ``torch.manual_seed(spec.seed)``."""
-    import torch
+def plan_training(spec: RunSpec, steps: int | None, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The plan's own training settings for ``spec`` (its train part, then the budget's schedule);
+    ``defaults`` are the kind's and preset's, which the budget shortens."""
+    values = dict(spec.train)
+    if steps is not None:
+        values["steps"] = steps
+    merged = {**defaults, **values}
+    if spec.budget_s:
+        values["max_time"] = float(spec.budget_s)
+        total = merged.get("steps", 2000)
+        values["warmup_steps"] = min(merged.get("warmup_steps", 100), max(1, total // 10))
+        values["eval_every"] = min(merged.get("eval_every", 200), max(1, total // 8))
+    values["ckpt_every"] = min(merged.get("ckpt_every", 500), values.get("eval_every", merged.get("eval_every", 200)))
+    return values
 
-    from attnlab.training.recipes import get_recipe, split_overrides
-    from attnlab.training.trainer import TrainConfig
+
+def build_setup(spec: RunSpec, run_dir: Path, resume: bool, steps: int | None = None) -> tuple[Any, Any]:
+    """(Setup, TrainConfig) for ``spec``, merged by the session like any run; weights follow ``spec.seed``."""
+    from attnlab.recipes import get_recipe
+    from attnlab.training.session import build, split_sets
 
     recipe = get_recipe(spec.kind)
-    options = recipe_namespace(spec, recipe)
-    model_part, train_part = split_overrides(dict(spec.model), recipe.model_class.config_class, TrainConfig)
+    options, run = spec_options(spec, recipe)
+    _, train_part = split_sets(dict(spec.model), recipe.model_class.config_class)
     if train_part:
         raise AttnlabError(f"{spec.name}: put the training settings {sorted(train_part)} in the spec's "
                            "train part")
-    torch.manual_seed(spec.seed)
-    setup = recipe.build(options, run_dir, resume, model_part, spec.seed)
-    return recipe, setup, options
-
-
-def train_config(spec: RunSpec, setup: Any, steps: int | None = None) -> Any:
-    from attnlab.training.trainer import TrainConfig
-
-    values = {**setup.train_defaults, **spec.train, "seed": spec.seed}
-    if steps is not None:
-        values["steps"] = steps
-    if spec.budget_s:
-        values["max_time"] = float(spec.budget_s)
-        default_warmup = values.get("warmup_steps", 100)
-        values["warmup_steps"] = min(default_warmup, max(1, values["steps"] // 10))
-        every = max(1, values["steps"] // 8)
-        values.setdefault("eval_every", every)
-        values["eval_every"] = min(values["eval_every"], every)
-    values["ckpt_every"] = min(values.get("ckpt_every", 500), values.get("eval_every", 200))
-    return TrainConfig(**values)
+    defaults = recipe.training_for(run.preset or recipe.default_preset)
+    return build(recipe, options, run, run_dir, resume, extra_train=plan_training(spec, steps, defaults))
 
 
 def seconds_per_step(spec: RunSpec, run_dir: Path) -> float:
     """Time one optimizer step of ``spec`` on a throw-away copy (nothing is written)."""
     from attnlab.training.trainer import Trainer
 
-    _, setup, _ = build_setup(spec, run_dir, resume=False)
-    config = train_config(spec, setup, steps=10_000)
+    setup, config = build_setup(spec, run_dir, resume=False, steps=10_000)
     trainer = Trainer(setup.model, setup.objective, config, run_dir=None, progress=False)
     for _ in range(2):  # first steps pay for allocation and kernel selection
         trainer.train_step()
@@ -197,7 +188,8 @@ def train_run(spec: RunSpec, run_dir: Path, *, progress: bool = True, descriptio
 def train_locked(spec: RunSpec, run_dir: Path, *, progress: bool, description: str | None,
                  fresh: bool) -> RunOutcome:
     """:func:`train_run` while this process holds the run folder's lock."""
-    from attnlab import __version__
+    from attnlab.recipes import get_recipe
+    from attnlab.training.session import run_record
     from attnlab.training.trainer import Trainer, run_is_resumable
 
     recorded = prepare_folder(spec, run_dir, fresh)
@@ -213,16 +205,14 @@ def train_locked(spec: RunSpec, run_dir: Path, *, progress: bool, description: s
         steps = max(10, int(spec.budget_s / per_step))
     else:
         steps = None
-    recipe, setup, options = build_setup(spec, run_dir, resume)
-    config = train_config(spec, setup, steps)
+    setup, config = build_setup(spec, run_dir, resume, steps)
     if recorded is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / SPEC_FILE, {"spec": spec.to_dict(), "steps": config.steps})
-    skip = ("func", "options", "resume", "overwrite")
-    args_record = {k: v for k, v in vars(options).items() if k not in skip}
-    args_record.update(steps=config.steps, max_time=config.max_time or None)
-    run_info = {"kind": spec.kind, "attnlab_version": __version__, "args": args_record,
-                "experiment": spec.to_dict(), **setup.run_info}
+    recipe = get_recipe(spec.kind)
+    options, run = spec_options(spec, recipe)
+    run.steps = config.steps
+    run_info = {**run_record(recipe, options, run, config, setup), "experiment": spec.to_dict()}
     trainer = Trainer(setup.model, setup.objective, config, run_dir=run_dir, files=setup.files,
                       run_info=run_info, progress=progress, description=description or spec.label)
     if resume:

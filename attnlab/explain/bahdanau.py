@@ -1,9 +1,10 @@
 """``attnlab explain bahdanau``: one decoder step of Bahdanau attention, number by number.
 
-A tiny RNNsearch (Bahdanau, Cho & Bengio 2014) on the words of ``--text``: the seed's embeddings
-(or made-up ones), a bidirectional GRU encoder with 3 units per direction, a GRU decoder with 4
-units, an alignment model with 4 hidden units; all built from :mod:`attnlab.scratch` after
-``torch.manual_seed(seed)``. The walk-through computes the first decoder step by hand:
+A tiny RNNsearch (Bahdanau, Cho & Bengio 2014) on the words of the text: the attention
+overview's embeddings (or made-up ones), a bidirectional GRU encoder with 3 units per direction,
+a GRU decoder with 4 units, an alignment model with 4 hidden units; all built from
+:mod:`attnlab.scratch` after ``torch.manual_seed(seed)``. The walk-through computes the first
+decoder step by hand:
 
     h_j      = [h_j^forward ; h_j^backward]                 annotations
     s_0      = tanh(W_s h_1^backward)                        decoder's first state
@@ -18,20 +19,11 @@ twin :class:`attnlab.layers.additive.AdditiveAttention`, then shows what padding
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
-from attnlab.explain import Topic
-from attnlab.explain.attention import (
-    DEFAULT_TEXT,
-    Step,
-    check_text,
-    emit,
-    labels,
-    token_embeddings,
-    vector_text,
-)
+from attnlab.explain import DEFAULT_TEXT, ExplainRequest, Topic
+from attnlab.explain.render import emit
+from attnlab.explain.steps import Step, check_text, labels, token_embeddings, vector_text
 from attnlab.layers.additive import AdditiveAttention
 from attnlab.scratch.bahdanau import BahdanauAttention
 from attnlab.scratch.recurrent import GRUCell, unroll
@@ -136,12 +128,12 @@ def bahdanau_steps(text: str, seed: int) -> list[Step]:
     ]
 
 
-def run(args: argparse.Namespace) -> int:
-    text = getattr(args, "text", None) or DEFAULT_TEXT
-    seed = getattr(args, "seed", 123)
+def run(request: ExplainRequest) -> int:
+    text = request.text or DEFAULT_TEXT
+    seed = request.seed_or_default
     with torch.random.fork_rng(devices=[]):
         steps = bahdanau_steps(text, seed)
-    emit(f'Bahdanau attention, one decoder step: "{text}" (seed {seed})', steps, args)
+    emit(f'Bahdanau attention, one decoder step: "{text}" (seed {seed})', steps, request.format, request.out)
     return 0
 
 

@@ -1,52 +1,29 @@
 """``attnlab explain eliza "I am unhappy about my mother"``: how ELIZA (1966) made its reply.
 
-Runs one turn of :class:`attnlab.models.eliza.Eliza` on a fresh conversation and shows its trace:
+Runs one turn of :class:`attnlab.eliza.Eliza` on a fresh conversation and shows its trace:
 the clauses after pre-substitution and the one used, the keystack (keywords with their ranks,
 top first), every keyword tried with the decomposition that matched, its numbered parts and the
 reassembly chosen, what the memory stored or recalled, and the reply. Formats: rich tables,
 markdown, or JSON (the trace as a dict).
 
-Reassemblies cycle in order, so a fresh ELIZA uses each pattern's first one. ``--seed`` picks
-them at random instead; the explain command's own default seed is treated as "no seed given".
+Reassemblies cycle in order, so a fresh ELIZA uses each pattern's first one. A seed
+(``ExplainRequest.seed``, ``--seed``) picks them at random instead.
 """
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 from typing import Any
 
-from attnlab.errors import AttnlabError
-from attnlab.explain import Topic
+from attnlab.explain import ExplainRequest, Topic
+from attnlab.explain.render import show
 
 DEFAULT_TEXT = "I am unhappy about my mother"
 
 
-def _text(args: argparse.Namespace) -> str:
-    text = getattr(args, "text", None)
-    if isinstance(text, list | tuple):
-        text = " ".join(text)
-    if text is None or getattr(args, "text_given", True) is False:
-        return DEFAULT_TEXT
-    return text
-
-
-def _seed(args: argparse.Namespace) -> int | None:
-    seed = getattr(args, "seed", None)
-    given = getattr(args, "seed_given", None)
-    if given is None:
-        try:
-            from attnlab.cli.commands.explain import DEFAULT_SEED
-        except ImportError:
-            DEFAULT_SEED = None
-        given = seed is not None and seed != DEFAULT_SEED
-    return seed if given else None
-
-
 def trace_for(text: str, *, seed: int | None = None, script: str | None = None) -> dict[str, Any]:
     """The trace of one fresh ELIZA turn on ``text``, as a JSON-ready dict."""
-    from attnlab.models.eliza import Eliza
+    from attnlab.eliza import Eliza
 
     bot = Eliza.from_file(script, seed=seed) if script else Eliza(seed=seed)
     data = bot.explain(text).to_dict()
@@ -179,37 +156,16 @@ def print_rich(data: dict[str, Any], console: Any) -> None:
     console.print(f"  [bold green]{escape(data['reply'])}[/bold green]")
 
 
-def run(args: argparse.Namespace) -> int:
-    data = trace_for(_text(args), seed=_seed(args), script=getattr(args, "script", None))
-    fmt = getattr(args, "format", None) or "rich"
-    out = getattr(args, "out", None)
-    if fmt == "json":
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    elif fmt == "markdown":
-        text = to_markdown(data)
-    elif fmt == "rich":
-        from rich.console import Console
-
-        if out is None:
-            console = Console(highlight=False)
-            if not console.is_terminal:
-                console = Console(highlight=False, width=max(console.width, 120))
-            print_rich(data, console)
-            return 0
-        buffer = io.StringIO()
-        print_rich(data, Console(file=buffer, width=120, color_system=None, highlight=False))
-        text = buffer.getvalue()
-    else:
-        raise AttnlabError(f"unknown format {fmt!r}; use rich, markdown or json")
-    if out is None:
-        print(text, end="")
-        return 0
-    from attnlab.checkpoint import write_text_atomic
-
-    try:
-        write_text_atomic(out, text)
-    except OSError as err:
-        raise AttnlabError(f"cannot write {out}: {err.strerror or err}; pick another --out path") from err
+def run(request: ExplainRequest) -> int:
+    text = DEFAULT_TEXT if request.text is None else request.text
+    data = trace_for(text, seed=request.seed, script=request.script)
+    show(
+        request.format,
+        request.out,
+        rich=lambda console: print_rich(data, console),
+        markdown=lambda: to_markdown(data),
+        as_json=lambda: json.dumps(data, indent=2, ensure_ascii=False) + "\n",
+    )
     return 0
 
 

@@ -9,16 +9,15 @@ Topics:
   the norm of ``d loss(at position T) / d input(at position t)`` for every t: a table, and a
   log-scale plot (``--out``, default ``vanishing-gradients.png``).
 
-The walk-throughs reuse the inputs and the printing of :mod:`attnlab.explain.attention` (the seed's
-embeddings for its sentence, rich / markdown / JSON) and the cells of :mod:`attnlab.scratch.recurrent`
-(hidden size 4, built after ``torch.manual_seed(seed)``); each ends by checking the steps against the
-cell's own unrolled forward pass.
+The walk-throughs reuse the inputs of :mod:`attnlab.explain.steps` (the attention overview's
+embeddings for its sentence), the printing of :mod:`attnlab.explain.render` (rich / markdown /
+JSON) and the cells of :mod:`attnlab.scratch.recurrent` (hidden size 4, built after
+``torch.manual_seed(seed)``); each ends by checking the steps against the cell's own unrolled
+forward pass.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +25,9 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.explain import Topic
-from attnlab.explain.attention import Step, check_text, emit, labels, token_embeddings, vector_text
+from attnlab.explain import DEFAULT_TEXT, ExplainRequest, Topic
+from attnlab.explain.render import emit
+from attnlab.explain.steps import Step, check_text, labels, token_embeddings, vector_text
 from attnlab.scratch.recurrent import ElmanRNNCell, LSTMCell, unroll
 
 HIDDEN = 4
@@ -202,8 +202,8 @@ def _models(length: int):
     from attnlab.models.gpt import GPT, GPTConfig
     from attnlab.models.recurrent import LSTMLM, RNNLM, LSTMLMConfig, RNNLMConfig
 
-    rnn = RNNLM(RNNLMConfig(vocab_size=VOCAB, n_embd=64, hidden_size=128, n_layer=2, bptt=length))
-    lstm = LSTMLM(LSTMLMConfig(vocab_size=VOCAB, n_embd=64, hidden_size=64, n_layer=2, bptt=length))
+    rnn = RNNLM(RNNLMConfig(vocab_size=VOCAB, n_embd=64, hidden_size=128, n_layer=2, context_length=length))
+    lstm = LSTMLM(LSTMLMConfig(vocab_size=VOCAB, n_embd=64, hidden_size=64, n_layer=2, context_length=length))
     gpt = GPT(GPTConfig(vocab_size=VOCAB, context_length=length, n_layer=2, n_head=4, n_embd=64))
     return [("RNN", "RNNLM, 2 layers of 128", rnn), ("LSTM", "LSTMLM, 2 layers of 64", lstm),
             ("GPT", "GPT, 2 layers of 64, 4 heads", gpt)]
@@ -317,15 +317,16 @@ def vanishing_gradient_steps(flows: list[GradientFlow], plot: Path) -> list[Step
     ]
 
 
-def run_vanishing_gradients(args: argparse.Namespace) -> int:
-    plot = Path(getattr(args, "out", None) or DEFAULT_PLOT)
+def run_vanishing_gradients(request: ExplainRequest) -> int:
+    """Measure, write the plot to ``request.out`` (a PNG; default :data:`DEFAULT_PLOT`) and print the
+    table in ``request.format`` (``out`` is the plot here, so the table always goes to the terminal)."""
+    plot = Path(request.out or DEFAULT_PLOT)
     if plot.suffix.lower() != ".png":
         raise AttnlabError(f"vanishing-gradients writes a PNG plot: give --out a .png file name, got {plot}")
-    flows = measure_gradient_flow(args.seed)
-    write_plot(flows, plot, args.seed)
-    text_args = copy.copy(args)
-    text_args.out = None  # --out is the plot here; the table goes to the terminal
-    emit("Why attention won: gradient flow through time", vanishing_gradient_steps(flows, plot), text_args)
+    seed = request.seed_or_default
+    flows = measure_gradient_flow(seed)
+    write_plot(flows, plot, seed)
+    emit("Why attention won: gradient flow through time", vanishing_gradient_steps(flows, plot), request.format)
     return 0
 
 
@@ -333,8 +334,9 @@ def run_vanishing_gradients(args: argparse.Namespace) -> int:
 
 
 def _walk_through(heading: str, build):
-    def run(args: argparse.Namespace) -> int:
-        emit(heading, build(args.text, args.seed), args)
+    def run(request: ExplainRequest) -> int:
+        text = DEFAULT_TEXT if request.text is None else request.text
+        emit(heading, build(text, request.seed_or_default), request.format, request.out)
         return 0
 
     return run

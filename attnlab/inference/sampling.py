@@ -5,10 +5,11 @@ At each step the model gives logits ``z`` over the vocabulary for the next token
 whose probability reaches ``top_p`` (nucleus sampling). ``temperature = 0`` means greedy (argmax).
 
 With the cache (the default), the prompt is run once and every new token costs one position; the
-output is identical to recomputing the whole context each time (tested). Models stream through a
-two-method protocol: ``state = model.start_generation()`` and
-``logits, state = model.generation_step(ids, state)``; GPT implements it with a KV cache, the
-recurrent models with their carried hidden state.
+output is identical to recomputing the whole context each time (tested). Every generating model
+streams through one protocol, on token ids: ``state = model.start_stream(use_cache)``,
+``logits, state = model.stream_step(ids, state)`` and ``model.stream_context`` (the longest prompt,
+None for no limit); the GPT implements it with a KV cache over a sliding window, the recurrent
+models with their carried hidden state. Sampling never asks what kind of model it has.
 """
 
 from __future__ import annotations
@@ -67,85 +68,32 @@ def pick_token(logits: Tensor, config: SamplingConfig, generator: torch.Generato
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def context_limit(model: nn.Module) -> int | None:
-    return getattr(getattr(model, "config", None), "context_length", None) if getattr(
-        model, "model_type", "") == "gpt" else None
-
-
-class GPTStream:
-    """Feeds a GPT token by token, with or without a KV cache, through the same sliding window.
-
-    The model sees ``history[start:]``. While that fits the context it grows by one token per step;
-    when it would overflow, the window jumps forward to keep the last half of the context
-    (learned absolute positions allow no cheaper exact shift). Both paths use this same window,
-    so their outputs are identical; with the cache the window is re-read once every
-    ``context_length / 2`` tokens instead of at every token.
-    """
-
-    def __init__(self, model: nn.Module, use_cache: bool) -> None:
-        self.model, self.use_cache = model, use_cache
-        self.limit = model.config.context_length
-        self.keep = max(1, self.limit // 2)
-        self.cache = None
-        self.history: list[int] = []
-        self.start = 0
-
-    def feed(self, ids: list[int]) -> Tensor:
-        self.history.extend(ids)
-        device = next(self.model.parameters()).device
-        moved = False
-        if len(self.history) - self.start > self.limit:
-            self.start = len(self.history) - (self.keep if len(ids) <= self.keep else self.limit)
-            moved = True
-        window = self.history[self.start :]
-        if not self.use_cache:
-            return self.model(torch.tensor([window], device=device), last_only=True)[0, -1]
-        if self.cache is None or moved:
-            self.cache = self.model.new_cache()
-            new = window
-        else:
-            new = ids
-        return self.model(torch.tensor([new], device=device), cache=self.cache, last_only=True)[0, -1]
-
-
 def stream_tokens(model: nn.Module, prompt_ids: list[int], config: SamplingConfig) -> Iterator[int]:
-    """Yield new token ids one at a time (stop by breaking out of the loop)."""
+    """Yield new token ids one at a time (stop by breaking out of the loop).
+
+    Any model that implements the stream protocol generates the same way: ``state =
+    model.start_stream(use_cache)``, then ``logits, state = model.stream_step(ids, state)`` for the
+    prompt and for each new token.
+    """
     if not prompt_ids:
         raise AttnlabError("the prompt is empty after tokenization; give at least one known character")
+    if not hasattr(model, "start_stream"):
+        raise AttnlabError(f"a {getattr(model, 'model_type', type(model).__name__)} model cannot generate text")
     generator = None
     if config.seed is not None:
         generator = torch.Generator(device=next(model.parameters()).device).manual_seed(config.seed)
     model.eval()
     with torch.no_grad():
-        if getattr(model, "model_type", "") == "gpt":
-            stream = GPTStream(model, config.use_cache)
-            logits = stream.feed(prompt_ids)
-            for _ in range(config.max_new_tokens):
-                token = int(pick_token(logits.unsqueeze(0), config, generator)[0])
-                yield token
-                logits = stream.feed([token])
-        elif hasattr(model, "generation_step"):
-            device = next(model.parameters()).device
-            state = model.start_generation()
-            if config.use_cache:
-                logits, state = model.generation_step(torch.tensor([prompt_ids], device=device), state)
-            history = list(prompt_ids)
-            for _ in range(config.max_new_tokens):
-                if not config.use_cache:  # re-run the whole prefix from a fresh state
-                    logits, _ = model.generation_step(torch.tensor([history], device=device),
-                                                      model.start_generation())
-                token = int(pick_token(logits[:, -1], config, generator)[0])
-                yield token
-                history.append(token)
-                if config.use_cache:
-                    logits, state = model.generation_step(torch.tensor([[token]], device=device), state)
-        else:
-            raise AttnlabError(f"a {getattr(model, 'model_type', type(model).__name__)} model cannot generate text")
+        logits, state = model.stream_step(list(prompt_ids), model.start_stream(config.use_cache))
+        for _ in range(config.max_new_tokens):
+            token = int(pick_token(logits.unsqueeze(0), config, generator)[0])
+            yield token
+            logits, state = model.stream_step([token], state)
 
 
 def crop_prompt(prompt_ids: list[int], model: nn.Module) -> tuple[list[int], int]:
     """Keep the last ``context_length`` tokens of a prompt; return them and how many were dropped."""
-    limit = context_limit(model)
+    limit = getattr(model, "stream_context", None)
     if limit is None or len(prompt_ids) <= limit:
         return prompt_ids, 0
     return prompt_ids[-limit:], len(prompt_ids) - limit
@@ -173,7 +121,7 @@ def generate_text(model: nn.Module, tokenizer, prompt: str, config: SamplingConf
     ``unknown``: what a char tokenizer does with characters it never saw: "error" (a clear
     :class:`AttnlabError`) or "skip" (drop them; the chat loop does this).
     """
-    ids = tokenizer.encode(prompt, unknown=unknown) if tokenizer.kind == "char" else tokenizer.encode(prompt)
+    ids = tokenizer.encode(prompt, unknown=unknown)
     ids, dropped = crop_prompt(ids, model)
     if dropped:
         warnings.warn(f"the prompt is longer than the model's context: its first {dropped} tokens were dropped",

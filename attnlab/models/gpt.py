@@ -86,19 +86,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpt2": dict(n_layer=12, n_head=12, n_embd=768, context_length=1024, vocab_size=50257),
     "gpt2-medium": dict(n_layer=24, n_head=16, n_embd=1024, context_length=1024, vocab_size=50257),
     # gpt-micro's shape with the speedrun's ideas that pay on a CPU (benchmarks/speedrun.py, issue 11):
-    # rotary positions, QK-norm and ReLU^2; train it with PRESET_TRAINING["gpt-speedrun"] (Muon)
+    # rotary positions, QK-norm and ReLU^2; its recipe trains it with Muon (attnlab.recipes.lm)
     "gpt-speedrun": dict(n_layer=4, n_head=4, n_embd=128, context_length=64, pos="rope", qk_norm=True,
                          mlp="relu2"),
 }
-
-# Training settings that belong to a preset (TrainConfig fields); `attnlab train gpt --preset NAME` starts
-# from them, and the command line (--optimizer, --lr, --steps, --set ...) still overrides them.
-# gpt-speedrun: Muon at 0.02 for the block matrices, AdamW at 3e-3 for the rest, a 400-step schedule
-# (it reaches the classic model's 2,000-step validation loss by then on the speedrun benchmark).
-PRESET_TRAINING: dict[str, dict[str, Any]] = {
-    "gpt-speedrun": dict(optimizer="muon", muon_lr=0.02, lr=3e-3, steps=400, warmup_steps=50),
-}
-
 
 def preset_config(name: str, **overrides: Any) -> GPTConfig:
     return config_from_preset(GPTConfig, PRESETS, name, "GPT", overrides)
@@ -214,6 +205,19 @@ class GPT(Savable, nn.Module):
         self.train(was_training)
         return maps
 
+    # ---- generation stream (the protocol of attnlab.inference.sampling) ---------------------------
+    @property
+    def stream_context(self) -> int:
+        """The longest prompt the model can read; a longer one is cropped from the left."""
+        return self.config.context_length
+
+    def start_stream(self, use_cache: bool = True) -> SlidingWindow:
+        return SlidingWindow(self.config.context_length, use_cache)
+
+    def stream_step(self, ids: list[int], state: SlidingWindow) -> tuple[Tensor, SlidingWindow]:
+        """Append ``ids`` to the stream; returns the next-token logits (vocab,) and the state."""
+        return state.feed(self, ids), state
+
     # ---- persistence -------------------------------------------------------------------------
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> GPT:
@@ -221,3 +225,38 @@ class GPT(Savable, nn.Module):
 
     def with_config(self, **changes: Any) -> GPTConfig:
         return dataclasses.replace(self.config, **changes)
+
+
+class SlidingWindow:
+    """A GPT's generation state: the tokens so far, the window it reads, and its KV cache.
+
+    The model sees ``history[start:]``. While that fits the context it grows by one token per step;
+    when it would overflow, the window jumps forward to keep the last half of the context
+    (learned absolute positions allow no cheaper exact shift). With and without the cache the
+    same window is read, so both give identical tokens; with the cache the window is re-read once
+    every ``context_length / 2`` tokens instead of at every token.
+    """
+
+    def __init__(self, limit: int, use_cache: bool) -> None:
+        self.limit, self.use_cache = limit, use_cache
+        self.keep = max(1, limit // 2)
+        self.cache: list[KVCache] | None = None
+        self.history: list[int] = []
+        self.start = 0
+
+    def feed(self, model: GPT, ids: list[int]) -> Tensor:
+        self.history.extend(ids)
+        device = next(model.parameters()).device
+        moved = False
+        if len(self.history) - self.start > self.limit:
+            self.start = len(self.history) - (self.keep if len(ids) <= self.keep else self.limit)
+            moved = True
+        window = self.history[self.start :]
+        if not self.use_cache:
+            return model(torch.tensor([window], device=device), last_only=True)[0, -1]
+        if self.cache is None or moved:
+            self.cache = model.new_cache()
+            new = window
+        else:
+            new = ids
+        return model(torch.tensor([new], device=device), cache=self.cache, last_only=True)[0, -1]

@@ -1,15 +1,19 @@
 """Screenshots of the attention viewer in headless Chromium (Playwright), for the README and tests.
 
-    python -m attnlab.viz.browser viewer.html shot.png [--view model] [--part cross] [--layer 2]
-                                  [--hover 12] [--enlarge 1,2] [--width 1200] [--height 900]
+:func:`screenshot` opens a viewer page, sets it up (view, tab, layer, hovered token, enlarged map)
+and writes a PNG; :func:`launch` starts the browser for tests that drive the page themselves. From
+a shell (the arguments are parsed in :mod:`attnlab.cli.screenshot`)::
+
+    python -m attnlab.cli.screenshot viewer.html shot.png [--view model] [--part cross] [--layer 2]
+                                     [--hover 12] [--enlarge 1,2] [--width 1200] [--height 900]
 
 Needs the ``playwright`` Python package and a Chromium (Debian's ``chromium`` at /usr/bin/chromium by
-default; ``--chromium PATH`` for another). Nothing is downloaded: the page is opened from disk.
+default; ``chromium=PATH``, ``--chromium PATH``, for another). Nothing is downloaded: the page is
+opened from disk.
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 from typing import Any
@@ -65,29 +69,3 @@ def screenshot(html: str | Path, out: str | Path, *, view: str = "head", part: s
         finally:
             browser.close()
     return errors
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Screenshot the attnlab attention viewer in headless Chromium.")
-    p.add_argument("html")
-    p.add_argument("out")
-    p.add_argument("--view", choices=["head", "model"], default="head")
-    p.add_argument("--part", default=None, help="tab to open (encoder, decoder, cross)")
-    p.add_argument("--layer", type=int, default=None, help="head view: layer index")
-    p.add_argument("--hover", type=int, default=None, help="head view: hover this query token (index)")
-    p.add_argument("--enlarge", default=None, help="model view: LAYER,HEAD (indices) to click open")
-    p.add_argument("--width", type=int, default=1200)
-    p.add_argument("--height", type=int, default=900)
-    p.add_argument("--chromium", default=None)
-    args = p.parse_args(argv)
-    enlarge = tuple(int(v) for v in args.enlarge.split(",")) if args.enlarge else None
-    errors = screenshot(args.html, args.out, view=args.view, part=args.part, layer=args.layer,
-                        hover=args.hover, enlarge=enlarge, width=args.width, height=args.height,
-                        chromium=args.chromium)
-    for error in errors:
-        print(f"console error: {error}")
-    print(f"wrote {args.out}")
-
-
-if __name__ == "__main__":
-    main()

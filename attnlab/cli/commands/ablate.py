@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from attnlab.experiments.ablate import AblateConfig, run_ablate
-    from attnlab.training.recipes import parse_sets
+    from attnlab.training.session import parse_sets
 
     command = " ".join(["attnlab", *map(shlex.quote, sys.argv[1:])])
     values = dict(command=command, out=args.out, runs=args.runs, data=args.data, seed=args.seed,

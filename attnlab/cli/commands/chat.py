@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--script",
         metavar="FILE",
         default=None,
-        help="ELIZA only: a script file (plain text, .yaml/.yml or .json; format in attnlab.models.eliza) "
+        help="ELIZA only: a script file (plain text, .yaml/.yml or .json; format: docs/eliza-script.md) "
         "instead of the built-in DOCTOR script",
     )
     parser.add_argument(
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.chat import run_chat
+    from attnlab.chat import printable, run_chat
 
     if args.target.lower() == "eliza":
         responder, name = _eliza(args), "eliza"
@@ -81,12 +81,12 @@ def run(args: argparse.Namespace) -> int:
         name=name,
     )
     if args.transcript:
-        print(f"(transcript written to {args.transcript})", file=sys.stderr)
+        print(printable(f"(transcript written to {args.transcript})"), file=sys.stderr)
     return 0
 
 
 def _eliza(args: argparse.Namespace):
-    from attnlab.models.eliza import Eliza
+    from attnlab.eliza import Eliza
 
     ignored = [flag for flag, value in _sampling_options(args).items() if value is not None]
     if ignored:
@@ -140,7 +140,10 @@ def _terminal_input(prompt: str) -> str:
 
 
 def _piped_input(prompt: str) -> str:
-    """A line from piped input (bad UTF-8 replaced), echoed so that the output reads as a conversation."""
+    """A line from piped input (bad UTF-8 replaced), echoed (made printable) so that the output
+    reads as a conversation."""
+    from attnlab.chat import printable
+
     stream = getattr(sys.stdin, "buffer", None)
     raw = stream.readline() if stream is not None else sys.stdin.readline()
     if not raw:
@@ -149,5 +152,5 @@ def _piped_input(prompt: str) -> str:
         raw = raw.decode("utf-8", "replace")
     line = raw.rstrip("\r\n")
     if line.strip():
-        print(f"{prompt}{line}", flush=True)
+        print(printable(f"{prompt}{line}"), flush=True)
     return line

@@ -1,8 +1,9 @@
 """``attnlab explain TOPIC``: a step-by-step walk-through computed live from the scratch modules.
 
 The topics live in :mod:`attnlab.explain` (one module per family, discovered); this command
-only parses, picks the topic and lets it print. Topics are imported lazily (they import
-PyTorch), only when this command runs or its help is shown.
+only parses its flags into an :class:`attnlab.explain.ExplainRequest`, picks the topic and lets it
+print. The topic modules are imported lazily (they import PyTorch), only when this command runs
+or its help is shown; :mod:`attnlab.explain` itself, which holds the defaults, is light.
 """
 
 from __future__ import annotations
@@ -10,11 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 
-# Keep in step with attnlab.explain.attention.DEFAULT_TEXT (a test checks they agree); it is
-# repeated here so that building the parser does not import PyTorch.
-DEFAULT_TEXT = "The next day is bright"
-DEFAULT_SEED = 123
-FORMATS = ("rich", "markdown", "json")
+from attnlab.explain import DEFAULT_SEED, DEFAULT_TEXT, FORMATS, ExplainRequest
 
 _TOPIC_LIST = "\x00topics\x00"  # replaced by the live list of topics when the help is shown
 
@@ -29,7 +26,7 @@ def topic_listing() -> str:
     lines += [
         "",
         "examples:",
-        "  attnlab explain self-attention                  the seed's example, the seed's numbers",
+        "  attnlab explain self-attention                  the attention overview's example and numbers",
         '  attnlab explain causal-attention --text "a cat sat on the mat" --seed 7',
         "  attnlab explain multi-head --format markdown --out multi-head.md",
     ]
@@ -50,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Print a step-by-step walk-through of one idea, computed live with attnlab.scratch:\n"
             "the inputs, weight matrices, queries/keys/values, scores, weights, masks, dropout and\n"
-            "outputs, with the shape at every step. With the defaults the numbers are the seed's own.\n"
+            "outputs, with the shape at every step. With the defaults the numbers are those of the\n"
+            "attention overview's worked examples.\n"
             "Run 'attnlab explain' with no topic to list the topics."
         ),
         epilog=_TOPIC_LIST,
@@ -69,8 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="text_option",
         metavar="TEXT",
         default=None,
-        help=f'the text to walk through, one token per word (default: "{DEFAULT_TEXT}", the seed\'s '
-        "example with the seed's embeddings; other text gets random embeddings drawn from --seed)",
+        help=f'the text to walk through, one token per word (default: "{DEFAULT_TEXT}", the attention '
+        "overview's example with its embeddings; other text gets random embeddings drawn from --seed)",
     )
     parser.add_argument(
         "--seed",
@@ -92,19 +90,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, trailing_words="text")
 
 
-def resolve_text(args: argparse.Namespace) -> None:
-    """Merge the positional TEXT and ``--text`` into ``args.text``; ``args.text_given`` says whether
-    the user gave any."""
+def resolve_text(positional: list[str] | str | None, option: str | None) -> str | None:
+    """The text from the positional TEXT words and ``--text``; None if the user gave neither."""
     from attnlab.errors import AttnlabError
 
-    positional, option = getattr(args, "text", None), getattr(args, "text_option", None)
     if isinstance(positional, list | tuple):
         positional = " ".join(positional) if positional else None
     if positional is not None and option is not None and positional != option:
         raise AttnlabError("give the text once: either as TEXT after the topic or with --text, not both")
-    given = positional if positional is not None else option
-    args.text_given = given is not None
-    args.text = given if given is not None else DEFAULT_TEXT
+    return positional if positional is not None else option
+
+
+def request_from(args: argparse.Namespace) -> ExplainRequest:
+    """The :class:`ExplainRequest` that the parsed flags ask for (text and seed None when not given)."""
+    from attnlab.errors import AttnlabError
+
+    if args.seed is not None and args.seed < 0:
+        raise AttnlabError(f"--seed must be 0 or more (got {args.seed})")
+    text = resolve_text(getattr(args, "text", None), getattr(args, "text_option", None))
+    return ExplainRequest(text=text, seed=args.seed, format=args.format, out=args.out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,10 +128,4 @@ def run(args: argparse.Namespace) -> int:
             f"unknown topic '{args.topic}'.{hint} Topics: {', '.join(sorted(topics))} "
             "(run 'attnlab explain' to see what each shows)"
         )
-    args.seed_given = args.seed is not None
-    if args.seed is None:
-        args.seed = DEFAULT_SEED
-    if args.seed < 0:
-        raise AttnlabError(f"--seed must be 0 or more (got {args.seed})")
-    resolve_text(args)
-    return int(topic.run(args) or 0)
+    return int(topic.run(request_from(args)) or 0)

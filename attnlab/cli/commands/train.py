@@ -1,11 +1,14 @@
-"""``attnlab train KIND``: train a model and write a run folder."""
+"""``attnlab train KIND``: train a model and write a run folder.
+
+The flags of each kind come from its recipe's options dataclass and from the session's
+:class:`~attnlab.training.session.RunOptions`: one definition serves the command line and Python.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from attnlab.cli.help import DefaultsHelpFormatter
+from attnlab.cli.flags import add_option_flags, given
 
 KINDS_HELP = """model kinds:
   gpt            decoder-only GPT language model (2018) - the main job
@@ -16,7 +19,7 @@ KINDS_HELP = """model kinds:
   encoder        encoder-only Transformer with a masked-token objective (what BERT is)
 
 examples:
-  attnlab train gpt                                  # Julius Caesar, about 5 minutes on 2 CPU cores
+  attnlab train gpt                                  # Julius Caesar, the main job
   attnlab train gpt --data my.txt --tokenizer bpe --vocab-size 2000
   attnlab train gpt --preset gpt-mini --set dropout=0.2 --steps 5000
   attnlab train gpt --resume runs/gpt-julius-caesar  # continue a killed or finished run
@@ -35,48 +38,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def preset_lines(recipe) -> str:
+    """One line per preset: its name and shape, the kind's default marked."""
+    lines = []
+    for name, values in recipe.presets.items():
+        shape = ", ".join(f"{k}={v}" for k, v in values.items())
+        lines.append(f"  {name:<14}{shape}" + ("   (default)" if name == recipe.default_preset else ""))
+    return "\n".join(lines)
+
+
 def kind_parser(kind: str, recipe) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"attnlab train {kind}", description=recipe.help,
-                                formatter_class=DefaultsHelpFormatter)
-    recipe.add_arguments(p)
-    presets = ", ".join(recipe.presets)
-    p.add_argument("--preset", default=None, help=f"model size: {presets} (default {recipe.default_preset})")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the kind's own)")
-    p.add_argument("--batch-size", type=int, default=None, help="sequences per optimizer step (global)")
-    p.add_argument("--grad-accum", type=int, default=None, help="micro-steps per optimizer step")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    p.add_argument("--out", default=None, help="run folder (default: runs/<kind>-<data>, numbered if taken)")
-    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
-                   help="continue the run in RUN (or in --out) from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    p.add_argument("--seed", type=int, default=1337, help="seed for weights, batches and dropout")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for PyTorch (default: PyTorch's choice, one per core); on a machine "
-                        "busy with other jobs, 1 is often much faster")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
-                   help="bfloat16 = autocast (GPU); default float32")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--optimizer", choices=("adamw", "muon"), default=None, help="default adamw")
-    p.add_argument("--fsdp", action="store_true", help="under torchrun: FullyShardedDataParallel instead of DDP")
-    p.add_argument("--max-time", type=float, default=None, help="stop after this many seconds of training")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any model or training config field, e.g. --set n_layer=6 --set dropout=0.2")
-    p.add_argument("--no-sample", action="store_true", help="do not print a sample at the end")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from attnlab.training.session import RunOptions
+
+    train = recipe.training_for(recipe.default_preset)
+    epilog = f"presets:\n{preset_lines(recipe)}\n\ntraining defaults of '{kind}': " + ", ".join(
+        f"{k}={v}" for k, v in train.items())
+    if recipe.examples:
+        epilog += "\n\nexamples:\n" + "\n".join(f"  {line}" for line in recipe.examples)
+    from attnlab.cli import Parser
+
+    p = Parser(prog=f"attnlab train {kind}", description=recipe.help, epilog=epilog,
+                                formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=None)
+    data = p.add_argument_group(f"{kind} options")
+    add_option_flags(data, recipe.options_class)
+    run = p.add_argument_group("run options")
+    shown = {k: train[k] for k in ("steps", "batch_size", "lr", "optimizer") if k in train}
+    shown.setdefault("optimizer", "adamw")
+    shown["preset"] = recipe.default_preset
+    add_option_flags(run, RunOptions, skip=("resume",), shown=shown)
+    run.add_argument("--resume", nargs="?", const=True, default=argparse.SUPPRESS, metavar="RUN",
+                     help="continue the run in RUN (or in --out) from its last checkpoint; its own settings "
+                          "are kept (more --steps extends it)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.training.recipes import get_recipe
-    from attnlab.training.run import train_from_cli
+    from attnlab.recipes import get_recipe
+    from attnlab.training.session import RunOptions, start_run
 
     recipe = get_recipe(args.kind)
-    options = kind_parser(args.kind, recipe).parse_args(args.options)
-    options.kind = args.kind
-    result = train_from_cli(recipe, options)
-    return 0 if result is not None else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run(argparse.Namespace(kind=sys.argv[1], options=sys.argv[2:])))
+    parsed = kind_parser(args.kind, recipe).parse_args(args.options)
+    resume = vars(parsed).pop("resume", None)
+    run_values = given(parsed, RunOptions)
+    if resume is not None:
+        run_values["resume"] = True
+        if isinstance(resume, str):
+            run_values["out"] = resume
+    start_run(recipe, given(parsed, recipe.options_class), run_values)
+    return 0

@@ -1,0 +1,168 @@
+"""``attnlab train gpt | rnn | lstm | gru``: a language model on a text corpus.
+
+Text -> tokenizer (characters, or byte-level BPE trained on the training split) -> token ids ->
+next-token prediction: random windows for the GPT (:class:`attnlab.data.batching.LanguageModelObjective`),
+consecutive windows with carried state for the recurrent models (:mod:`attnlab.recipes.tbptt`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attnlab.models.gpt import GPT
+from attnlab.models.gpt import PRESETS as GPT_PRESETS
+from attnlab.models.recurrent import GRULM, LSTMLM, RNNLM
+from attnlab.models.recurrent import PRESETS as RECURRENT_PRESETS
+from attnlab.options import option
+from attnlab.recipes.base import CorpusOptions, Recipe, Setup, first_prompt, text_fingerprint
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass
+class LMOptions(CorpusOptions):
+    """Options of every language-model kind."""
+
+    tokenizer: str = option("char", "char: one token per character; bpe: byte-level BPE trained on the corpus",
+                            choices=("char", "bpe"))
+    vocab_size: int | None = option(None, "BPE vocabulary size (default 1024)", minimum=2)
+
+
+@dataclass
+class CorpusTokens:
+    """A corpus read, split and tokenized: what every corpus recipe starts from."""
+
+    text: str
+    tokenizer: Any
+    train_ids: Any
+    val_ids: Any
+
+
+def corpus_tokens(data: str, val_fraction: float, run_dir: Path, resume: bool,
+                  make: Callable[[str, str], Any], *, tokenizer_file: str = TOKENIZER_FILE,
+                  unknown: str = "error") -> CorpusTokens:
+    """Read ``data``, hold out its tail, and tokenize both parts.
+
+    ``make(text, train_text)`` builds a new tokenizer; on resume the run's own tokenizer is loaded.
+    """
+    import torch
+
+    from attnlab.data.corpora import load_corpus, split_train_val
+    from attnlab.data.tokenizers import load_tokenizer
+
+    text = load_corpus(data)
+    train_text, val_text = split_train_val(text, val_fraction)
+    tokenizer = load_tokenizer(run_dir / tokenizer_file) if resume else make(text, train_text)
+    train_ids = torch.tensor(tokenizer.encode(train_text, unknown=unknown), dtype=torch.long)
+    val_ids = torch.tensor(tokenizer.encode(val_text, unknown=unknown), dtype=torch.long)
+    return CorpusTokens(text, tokenizer, train_ids, val_ids)
+
+
+class LanguageModelRecipe(Recipe):
+    """Train a language model on a corpus: the shared shape of ``attnlab train gpt|rnn|lstm|gru``."""
+
+    options_class = LMOptions
+
+    def __init__(self, name: str, help: str, model_class: type, presets: dict[str, dict[str, Any]],
+                 default_preset: str, train_defaults: dict[str, Any],
+                 preset_training: dict[str, dict[str, Any]] | None = None, examples: tuple[str, ...] = (),
+                 one_thread_on_cpu: bool = False) -> None:
+        self.name, self.help = name, help
+        self._model_class, self._presets = model_class, presets
+        self.default_preset = default_preset
+        self.train_defaults = train_defaults
+        self.preset_training = preset_training or {}
+        self.examples = examples
+        self.one_thread_on_cpu = one_thread_on_cpu
+
+    @property
+    def model_class(self) -> type:
+        return self._model_class
+
+    @property
+    def presets(self) -> dict[str, dict[str, Any]]:
+        return self._presets
+
+    def build(self, options: LMOptions, run_dir: Path, resume: bool, model_overrides: dict[str, Any],
+              preset: str, seed: int) -> Setup:
+        from attnlab.data.tokenizers import make_tokenizer
+
+        def make(text: str, train_text: str) -> Any:
+            if options.tokenizer == "char":
+                return make_tokenizer("char", text)  # every character of the corpus has an id
+            return make_tokenizer("bpe", train_text, vocab_size=options.vocab_size)  # merges from train only
+
+        corpus = corpus_tokens(options.data, options.val_fraction, run_dir, resume, make)
+        tokenizer = corpus.tokenizer
+        config = self.model_config(preset, model_overrides, vocab_size=tokenizer.vocab_size)
+        model = self.model_class(config)
+        objective = self.make_objective(corpus.train_ids, corpus.val_ids, config.context_length, seed)
+        prompt = first_prompt(corpus.text)
+
+        def sample(trained: Any) -> str:
+            from attnlab.inference.sampling import SamplingConfig, generate_text
+
+            return prompt + generate_text(trained, tokenizer, prompt,
+                                          SamplingConfig(max_new_tokens=400, temperature=0.8, seed=seed))
+
+        return Setup(
+            model=model, objective=objective, files={TOKENIZER_FILE: tokenizer.save},
+            run_info={"data": options.data, "data_fingerprint": text_fingerprint(corpus.text),
+                      "tokenizer": options.tokenizer, "vocab_size": options.vocab_size,
+                      "val_fraction": options.val_fraction, "train_tokens": len(corpus.train_ids),
+                      "val_tokens": len(corpus.val_ids)},
+            sample=sample,
+        )
+
+    def make_objective(self, train_ids: Any, val_ids: Any, context: int, seed: int) -> Any:
+        from attnlab.data.batching import LanguageModelObjective
+
+        return LanguageModelObjective(train_ids, val_ids, context, seed=seed)
+
+
+class RecurrentLMRecipe(LanguageModelRecipe):
+    """The GPT recipe's data and options, with the truncated-BPTT objective."""
+
+    def make_objective(self, train_ids: Any, val_ids: Any, context: int, seed: int) -> Any:
+        from attnlab.recipes.tbptt import TBPTTObjective
+
+        return TBPTTObjective(train_ids, val_ids, context, seed=seed)
+
+
+# Training settings that belong to a preset (TrainConfig fields); `attnlab train gpt --preset NAME` starts
+# from them, and the command line (--optimizer, --lr, --steps, --set ...) still overrides them.
+# gpt-speedrun: Muon at 0.02 for the block matrices, AdamW at 3e-3 for the rest, a 400-step schedule
+# (it reaches the classic model's 2,000-step validation loss by then on the speedrun benchmark).
+GPT_PRESET_TRAINING: dict[str, dict[str, Any]] = {
+    "gpt-speedrun": dict(optimizer="muon", muon_lr=0.02, lr=3e-3, steps=400, warmup_steps=50),
+}
+
+GPT_RECIPE = LanguageModelRecipe(
+    name="gpt", help="a decoder-only GPT language model (2018) on a text corpus", model_class=GPT,
+    presets=GPT_PRESETS, default_preset="gpt-jc", preset_training=GPT_PRESET_TRAINING,
+    train_defaults=dict(steps=2000, batch_size=16, lr=1e-3, warmup_steps=100, eval_every=250, eval_iters=20,
+                        ckpt_every=250, beta2=0.99, weight_decay=0.1),
+    examples=("attnlab train gpt                                  # Julius Caesar, the main job",
+              "attnlab train gpt --data my.txt --tokenizer bpe --vocab-size 2000",
+              "attnlab train gpt --preset gpt-speedrun            # RoPE, QK-norm, ReLU², Muon: 400 steps",
+              "attnlab train gpt --resume runs/gpt-julius-caesar  # continue a killed or finished run"),
+)
+
+_RECURRENT_DEFAULTS: dict[str, Any] = dict(steps=2000, batch_size=16, lr=2e-3, warmup_steps=50, eval_every=250,
+                                     eval_iters=20, ckpt_every=250, beta2=0.99, weight_decay=0.01, grad_clip=1.0)
+
+
+def _recurrent(name: str, help: str, model_class: type, **changes: Any) -> RecurrentLMRecipe:
+    return RecurrentLMRecipe(name=name, help=help, model_class=model_class, presets=RECURRENT_PRESETS,
+                             default_preset="jc", train_defaults={**_RECURRENT_DEFAULTS, **changes},
+                             examples=(f"attnlab train {name}", f"attnlab train {name} --preset small --steps 600"))
+
+
+RNN_RECIPE = _recurrent("rnn", "an Elman RNN language model (1990) on a text corpus, trained with truncated BPTT",
+                        RNNLM, lr=1e-3)
+LSTM_RECIPE = _recurrent("lstm", "an LSTM language model (1997) on a text corpus, trained with truncated BPTT",
+                         LSTMLM)
+GRU_RECIPE = _recurrent("gru", "a GRU language model (2014) on a text corpus, trained with truncated BPTT", GRULM)
