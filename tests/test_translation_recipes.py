@@ -41,8 +41,9 @@ def test_one_recipe_class_serves_every_rnn_kind(kind, cell, attention, tmp_path)
     c = setup.model.config
     assert (c.cell, c.attention, c.n_embd, c.hidden_size) == (cell, attention, 8, 32)
     assert set(setup.files) == {"src_tokenizer.json", "tgt_tokenizer.json"}
-    assert setup.run_info["task_options"] == {"task": "reverse", "k": 1, "n_pairs": 60}
-    assert load_run_task(setup.run_info).test == load_run_task({"args": {"task": "reverse", "n_pairs": 60}}).test
+    assert setup.run_info["task"] == "reverse" and setup.run_info["test_pairs"] == 6
+    task = load_run_task({"args": dataclasses.asdict(options), "data_seed": setup.run_info["data_seed"]})
+    assert task.test == load_run_task({"args": {"task": "reverse", "n_pairs": 60}}).test
     batch = setup.objective.batch("train", 0, 4)
     loss = setup.objective.loss(setup.model, batch)
     assert torch.isfinite(loss) and setup.objective.count_tokens(batch) > 0

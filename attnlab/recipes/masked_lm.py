@@ -9,7 +9,7 @@ stay as they are. The model predicts the original token at the chosen positions 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from attnlab.inference.fill import MASK, fill_masks
 from attnlab.models.encoder import PRESETS, EncoderConfig, EncoderLM
 from attnlab.options import option
 from attnlab.recipes.base import CorpusOptions, Recipe, Setup, text_fingerprint
+from attnlab.recipes.lm import TOKENIZER_FILE, corpus_tokens
 
 
 @dataclass
@@ -98,24 +99,6 @@ class MaskedLMObjective:
         return batch["inputs"].numel()
 
 
-# TODO(lead): use recipes.lm's corpus helper
-def corpus_token_ids(options: Any, run_dir: Path, resume: bool, tokenizer_file: str,
-                     make: Callable[[str], Any]) -> tuple[str, Any, Tensor, Tensor]:
-    """Corpus -> tokenizer (``make(train_text)``, or the run's own on resume) -> train / val ids.
-
-    Returns ``(text, tokenizer, train_ids, val_ids)``; the validation part is never trained on.
-    """
-    from attnlab.data.corpora import load_corpus, split_train_val
-    from attnlab.data.tokenizers import load_tokenizer
-
-    text = load_corpus(options.data)
-    train_text, val_text = split_train_val(text, options.val_fraction)
-    tokenizer = load_tokenizer(run_dir / tokenizer_file) if resume else make(train_text)
-    train_ids = torch.tensor(tokenizer.encode(train_text, unknown="unk"), dtype=torch.long)
-    val_ids = torch.tensor(tokenizer.encode(val_text, unknown="unk"), dtype=torch.long)
-    return text, tokenizer, train_ids, val_ids
-
-
 class EncoderRecipe(Recipe):
     """``attnlab train encoder``: a text corpus -> word or char tokens -> masked-token training."""
 
@@ -123,7 +106,7 @@ class EncoderRecipe(Recipe):
     help = "an encoder-only (BERT-like) Transformer trained to fill in [MASK]ed words of a corpus"
     options_class = EncoderOptions
     default_preset = "small"
-    tokenizer_file = "tokenizer.json"
+    tokenizer_file = TOKENIZER_FILE
     train_defaults = dict(steps=2000, batch_size=32, lr=5e-4, schedule="cosine", warmup_steps=100,
                           weight_decay=0.01, beta2=0.99, eval_every=250, eval_iters=10, ckpt_every=500)
     examples = ("attnlab train encoder",
@@ -141,11 +124,13 @@ class EncoderRecipe(Recipe):
               preset: str, seed: int) -> Setup:
         from attnlab.data.tokenizers import PAD, UNK, make_tokenizer
 
-        def make(train_text: str) -> Any:
+        def make(text: str, train_text: str) -> Any:  # the vocabulary of the training part only
             return make_tokenizer(options.tokenizer, train_text, vocab_size=options.vocab_size,
                                   specials=(PAD, UNK, MASK))
 
-        text, tokenizer, train_ids, val_ids = corpus_token_ids(options, run_dir, resume, self.tokenizer_file, make)
+        corpus = corpus_tokens(options.data, options.val_fraction, run_dir, resume, make,
+                               tokenizer_file=self.tokenizer_file, unknown="unk")
+        tokenizer, train_ids, val_ids = corpus.tokenizer, corpus.train_ids, corpus.val_ids
         config = self.model_config(preset, model_overrides, vocab_size=tokenizer.vocab_size,
                                    mask_id=tokenizer._special_id(MASK))
         model = EncoderLM(config)
@@ -159,7 +144,7 @@ class EncoderRecipe(Recipe):
 
         return Setup(
             model=model, objective=objective, files={self.tokenizer_file: tokenizer.save},
-            run_info={"data": options.data, "data_fingerprint": text_fingerprint(text),
+            run_info={"data": options.data, "data_fingerprint": text_fingerprint(corpus.text),
                       "tokenizer": options.tokenizer, "train_tokens": len(train_ids), "val_tokens": len(val_ids)},
             sample=sample,
         )

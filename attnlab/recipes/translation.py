@@ -34,7 +34,6 @@ from attnlab.options import option
 from attnlab.recipes.base import Recipe, Setup
 
 DATA_SEED = 0  # the task's pairs and splits do not depend on the training seed
-TASK_OPTIONS = ("task", "k", "n_pairs")  # what defines the pairs (recorded in run.json for evaluate)
 
 
 @dataclass
@@ -116,10 +115,11 @@ class SmoothedTranslationObjective(TranslationObjective):
 
 
 def load_run_task(run_info: dict[str, Any]) -> Any:
-    """The :class:`attnlab.data.tasks.TranslationData` a run was trained on, from its run.json."""
+    """The :class:`attnlab.data.tasks.TranslationData` a run was trained on, from its run.json
+    (``args``: the task options the run was started with)."""
     from attnlab.data.tasks import load_task
 
-    spec = run_info.get("task_options") or run_info.get("args") or {}  # older runs: the CLI's args
+    spec = run_info.get("args") or {}
     if "task" not in spec:
         raise AttnlabError("this run's run.json names no translation task; was it trained by "
                            "'attnlab train bahdanau' (or seq2seq-*, transformer)?")
@@ -214,9 +214,8 @@ class TranslationRecipe(Recipe):
         return Setup(
             model=model, objective=objective,
             files={SRC_TOKENIZER_FILE: src_tok.save, TGT_TOKENIZER_FILE: tgt_tok.save},
-            run_info={"task": data.name, "task_options": {k: getattr(options, k) for k in TASK_OPTIONS},
-                      "data_seed": DATA_SEED, "train_pairs": len(data.train), "val_pairs": len(data.val),
-                      "test_pairs": len(data.test), "shared_vocabulary": shared},
+            run_info={"task": data.name, "data_seed": DATA_SEED, "train_pairs": len(data.train),
+                      "val_pairs": len(data.val), "test_pairs": len(data.test), "shared_vocabulary": shared},
             sample=sample,
         )
 
