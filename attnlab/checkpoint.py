@@ -7,7 +7,6 @@ to a temporary name in the same folder and then renamed, so a crash never leaves
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 import tempfile
@@ -148,15 +147,6 @@ def config_from_preset(config_class: type, presets: dict[str, dict[str, Any]], n
     return config_from_dict(config_class, {**presets[name], **overrides, **fixed}, where=f"{kind} config")
 
 
-def model_class(model_type: str) -> type:
-    from attnlab.models.registry import MODEL_TYPES
-
-    if model_type not in MODEL_TYPES:
-        raise AttnlabError(f"unknown model_type {model_type!r}; known: {', '.join(sorted(MODEL_TYPES))}")
-    module_name, _, class_name = MODEL_TYPES[model_type].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
-
-
 def save_model(model: Any, directory: str | Path, state: dict | None = None,
                metadata: dict[str, str] | None = None) -> None:
     """Write ``config.json`` (model type + config fields) and ``model.safetensors``.
@@ -190,11 +180,14 @@ def read_model_config(directory: str | Path) -> tuple[str, dict[str, Any]]:
     return meta["model_type"], meta["config"]
 
 
-def load_model(directory: str | Path, map_location: str = "cpu") -> Any:
-    """Rebuild a model saved by :func:`save_model`. Refuses anything that is not exactly that layout."""
+def load_model_as(cls: type, directory: str | Path, map_location: str = "cpu") -> Any:
+    """Rebuild a model of class ``cls`` saved by :func:`save_model`; refuses anything that is not exactly
+    that layout, or a folder that holds another kind of model (``attnlab.models.registry.load_model``
+    finds the class from the folder)."""
     directory = Path(directory)
     model_type, values = read_model_config(directory)
-    cls = model_class(model_type)
+    if model_type != cls.model_type:
+        raise AttnlabError(f"{directory} holds a {model_type!r} model, not a {cls.__name__}")
     config = config_from_dict(cls.config_class, values, where=str(directory / CONFIG_FILE))
     model = cls(config)
     tensors = load_tensors(directory / WEIGHTS_FILE, what="model weights")
@@ -229,7 +222,4 @@ class Savable:
 
     @classmethod
     def load(cls, directory: str | Path, map_location: str = "cpu") -> Any:
-        model = load_model(directory, map_location)
-        if not isinstance(model, cls):
-            raise AttnlabError(f"{directory} holds a {model.model_type!r} model, not a {cls.__name__}")
-        return model
+        return load_model_as(cls, directory, map_location)

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnlab.checkpoint import load_model, read_json
+from attnlab.checkpoint import read_json
 from attnlab.errors import AttnlabError
+from attnlab.models.registry import load_model
 
 
 @dataclass

@@ -139,7 +139,7 @@ def run_summary(run: Path) -> dict:
     state = json.loads((run / "trainer_state.json").read_text())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     config = json.loads((run / "config.json").read_text())
-    from attnlab.checkpoint import load_model
+    from attnlab.models.registry import load_model
 
     return {"model_type": config["model_type"], "config": config["config"],
             "parameters": sum(p.numel() for p in load_model(run).parameters()),

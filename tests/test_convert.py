@@ -6,9 +6,10 @@ import sys
 import pytest
 import torch
 
-from attnlab.checkpoint import load_model, save_model
+from attnlab.checkpoint import save_model
 from attnlab.errors import AttnlabError
 from attnlab.models.gpt import GPT, GPTConfig
+from attnlab.models.registry import load_model
 
 transformers = pytest.importorskip("transformers")
 

@@ -142,7 +142,7 @@ def test_fsdp_two_ranks_match_one_process_and_save_the_same_format(workdir, refe
     debug = workdir / "debug-fsdp"
     attnlab_train(["--steps", "3", "--out", "fsdp", "--fsdp"], workdir, nproc=2, debug=debug)
     check_data_parallel_run(workdir, "fsdp", debug, reference)
-    from attnlab.checkpoint import load_model
+    from attnlab.models.registry import load_model
 
     model = load_model(workdir / "fsdp")  # whole weights, loadable without torchrun
     assert model.config.n_layer == 3

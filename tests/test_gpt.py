@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab.checkpoint import load_model
 from attnlab.errors import AttnlabError
 from attnlab.inference.sampling import SamplingConfig, generate_ids
 from attnlab.models.gpt import GPT, PRESETS, GPTConfig, preset_config
+from attnlab.models.registry import load_model
 from attnlab.scratch import GPTModel
 from attnlab.training.mfu import linear_weight_count, transformer_flops_per_token
 

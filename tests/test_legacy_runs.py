@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnlab.checkpoint import config_from_dict, config_from_preset, load_model
+from attnlab.checkpoint import config_from_dict, config_from_preset
 from attnlab.cli import main
 from attnlab.models.encoder import EncoderConfig
+from attnlab.models.registry import load_model
 from attnlab.models.seq2seq import PRESETS as SEQ2SEQ_PRESETS
 from attnlab.models.seq2seq import Seq2SeqConfig
 from attnlab.models.transformer import TransformerConfig

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from attnlab.checkpoint import load_model, save_model
+from attnlab.checkpoint import save_model
 from attnlab.errors import AttnlabError
 from attnlab.inference.sampling import SamplingConfig, stream_tokens
 from attnlab.models.recurrent import (
@@ -18,6 +18,7 @@ from attnlab.models.recurrent import (
     LSTMLMConfig,
     RNNLMConfig,
 )
+from attnlab.models.registry import load_model
 from attnlab.recipes.tbptt import TBPTTObjective
 from attnlab.training.trainer import TrainConfig, Trainer
 

@@ -5,13 +5,14 @@ import random
 import pytest
 import torch
 
-from attnlab.checkpoint import load_model, save_model
+from attnlab.checkpoint import save_model
 from attnlab.data.tasks import encode_pairs
 from attnlab.data.tokenizers import SEQ2SEQ_SPECIALS, make_tokenizer
 from attnlab.errors import AttnlabError
 from attnlab.inference.search import decode
 from attnlab.inference.translate import Translator
 from attnlab.layers.loss import masked_cross_entropy
+from attnlab.models.registry import load_model
 from attnlab.models.seq2seq import PRESETS, Seq2Seq, Seq2SeqConfig
 from attnlab.recipes.translation import TranslationObjective
 from attnlab.viz.heatmaps import plot_alignment

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from attnlab.checkpoint import load_model
 from attnlab.data.batching import LanguageModelObjective
 from attnlab.models.gpt import GPT, GPTConfig
+from attnlab.models.registry import load_model
 from attnlab.training import mfu
 from attnlab.training.trainer import TrainConfig, Trainer
 

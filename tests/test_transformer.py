@@ -8,13 +8,14 @@ import string
 import pytest
 import torch
 
-from attnlab.checkpoint import load_model, save_model
+from attnlab.checkpoint import save_model
 from attnlab.data.tasks import TranslationData
 from attnlab.errors import AttnlabError
 from attnlab.evaluation import exact_match
 from attnlab.inference.search import decode
 from attnlab.inference.translate import Translator
 from attnlab.layers.loss import masked_cross_entropy
+from attnlab.models.registry import load_model
 from attnlab.models.transformer import PRESETS, Transformer, TransformerConfig, preset_config
 from attnlab.recipes.translation import SmoothedTranslationObjective, task_tokenizers
 from attnlab.training.trainer import TrainConfig, Trainer

@@ -15,14 +15,26 @@ import io
 import json
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attnlab.errors import AttnlabError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from attnlab.explain.steps import Step
+
+class Step(Protocol):
+    """What a shown step has (:class:`attnlab.explain.steps.Step` is the one kind; render needs no torch)."""
+
+    title: str
+    explanation: str
+    rows: Sequence[str]
+    columns: Sequence[str]
+    shape: tuple[int, ...] | None
+    panels: Sequence[str] | None
+    decimals: int
+
+    def tables(self) -> list[tuple[str | None, Any]]: ...
 
 WIDE = 12
 """Rich tables with more columns than this (and fewer rows) are shown transposed."""

@@ -95,8 +95,9 @@ def load_translator(run: Any) -> Translator:
     if isinstance(run, Translator):
         return run
     if isinstance(run, (str, Path)):
-        from attnlab.checkpoint import load_model, read_model_config
+        from attnlab.checkpoint import read_model_config
         from attnlab.data.tokenizers import load_tokenizer
+        from attnlab.models.registry import load_model
 
         directory = Path(run)
         model_type, _ = read_model_config(directory)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
-from attnlab.training.optim import use_fused
+from attnlab.training.param_groups import use_fused
 
 HIDDEN_SUFFIXES = ("attn.qkv.weight", "attn.proj.weight", "attn.q.weight", "attn.kv.weight", "mlp.fc.weight",
                    "mlp.proj.weight", "mlp.gate.weight")

@@ -22,9 +22,10 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from attnlab.checkpoint import load_model, save_model
+    from attnlab.checkpoint import save_model
     from attnlab.errors import AttnlabError
     from attnlab.models.hf_gpt2 import copy_tokenizer, from_hf, to_hf
+    from attnlab.models.registry import load_model
 
     src, dst = Path(args.src), Path(args.dst)
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
