@@ -118,9 +118,9 @@ class RunHandle(Run):
         return out[0] if isinstance(texts, str) else out
 
     def _translator(self) -> Any:
-        from attnlab.evaluation import load_any_translator
+        from attnlab.inference.translate import load_translator
 
-        return load_any_translator(self.path)
+        return load_translator(self)
 
     def fill(self, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Guesses for each ``[MASK]`` of ``text`` (masked-LM runs), most likely first."""

@@ -110,7 +110,8 @@ def config_from_preset(config_class: type, presets: dict[str, dict[str, Any]], n
     """
     if name not in presets:
         raise AttnlabError(f"unknown preset {name!r} for {kind}; choose one of {', '.join(presets)}")
-    return config_from_dict(config_class, {**presets[name], **(overrides or {}), **fixed}, where=f"{kind} config")
+    overrides = rename_fields(config_class, overrides or {})  # an old name must still beat the preset
+    return config_from_dict(config_class, {**presets[name], **overrides, **fixed}, where=f"{kind} config")
 
 
 def save_model(model: Any, directory: str | Path, state: dict | None = None,

@@ -8,15 +8,12 @@
 ``edit_distance`` is the Levenshtein distance: the fewest character insertions, deletions and
 substitutions that turn one string into the other.
 
-:func:`load_any_translator` opens any translation run (RNN encoder-decoder or Transformer) for
-``attnlab translate`` and ``attnlab evaluate``.
+A run is opened for translating by :func:`attnlab.inference.translate.load_translator`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from attnlab.errors import AttnlabError
 
@@ -69,22 +66,3 @@ def translation_metrics(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, f
     return {"exact_match": exact_match(hyps, refs), "cer": char_error_rate(hyps, refs),
             "bleu": bleu(hyps, refs), "n": len(refs)}
 
-
-def load_any_translator(run_dir: str | Path) -> Any:
-    """Text in, text out for any translation run: ``load_translator`` of the module of its model type.
-
-    Every translation model module (``attnlab.models.seq2seq``, ``attnlab.models.transformer``)
-    defines ``load_translator(run)`` returning an object with ``translate(texts, beam=...)``.
-    """
-    import importlib
-
-    from attnlab.checkpoint import read_model_config
-    from attnlab.models.registry import MODEL_TYPES
-
-    model_type, _ = read_model_config(run_dir)
-    module_name = MODEL_TYPES.get(model_type, "").partition(":")[0]
-    module = importlib.import_module(module_name) if module_name else None
-    if module is None or not hasattr(module, "load_translator"):
-        raise AttnlabError(f"{run_dir} holds a {model_type!r} model, which does not translate; use a "
-                           "translation run (attnlab train bahdanau / seq2seq-gru / transformer)")
-    return module.load_translator(run_dir)

@@ -40,19 +40,15 @@ from common import RESULTS, describe, interleaved, machine, median, table, write
 
 from attnlab.data.tasks import load_task  # noqa: E402
 from attnlab.data.tokenizers import SEQ2SEQ_SPECIALS, make_tokenizer  # noqa: E402
+from attnlab.equivalence import use_scratch_attention  # noqa: E402
 from attnlab.evaluation import translation_metrics  # noqa: E402
-from attnlab.models.seq2seq import (  # noqa: E402
-    DATA_SEED,
-    Seq2Seq,
-    TranslationObjective,
-    Translator,
-    alignment,
-    plot_alignment,
-    preset_config,
-)
+from attnlab.inference.translate import Translator, alignment  # noqa: E402
+from attnlab.models.seq2seq import Seq2Seq, preset_config  # noqa: E402
 from attnlab.models.transformer import PRESETS as TRANSFORMER_PRESETS  # noqa: E402
-from attnlab.models.transformer import SmoothedTranslationObjective, Transformer, TransformerConfig  # noqa: E402
+from attnlab.models.transformer import Transformer, TransformerConfig  # noqa: E402
+from attnlab.recipes.translation import DATA_SEED, SmoothedTranslationObjective, TranslationObjective  # noqa: E402
 from attnlab.training.trainer import TrainConfig, Trainer  # noqa: E402
+from attnlab.viz.heatmaps import plot_alignment  # noqa: E402
 
 MODELS = {  # name -> (cell, attention)
     "bahdanau-gru": ("gru", "bahdanau"),
@@ -85,7 +81,7 @@ def build_model(name: str, preset: str, src: Any, tgt: Any, longest: int, seed: 
         values = {**TRANSFORMER_PRESETS[preset if preset in TRANSFORMER_PRESETS else "small"], **extra}
         return Transformer(TransformerConfig(
             **values, src_vocab_size=src.vocab_size, tgt_vocab_size=tgt.vocab_size, pad_id=tgt.pad_id,
-            bos_id=tgt.bos_id, eos_id=tgt.eos_id, max_length=max(256, 2 * max(longest + 1, longest_source)),
+            bos_id=tgt.bos_id, eos_id=tgt.eos_id, context_length=max(256, 2 * max(longest + 1, longest_source)),
             max_target_len=int(1.25 * longest) + 5))
     cell, attention = MODELS[name]
     torch.manual_seed(seed)
@@ -221,9 +217,11 @@ def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
     for label, name, impl in (("bahdanau fast (keys once per sentence)", "bahdanau-gru", "fast"),
                               ("bahdanau scratch (keys every step)", "bahdanau-gru", "scratch"),
                               ("no attention", "gru-no-attention", "fast")):
-        model = build_model(name, args.preset, src, tgt, longest, 0, attention_impl=impl)
+        model = build_model(name, args.preset, src, tgt, longest, 0)
         if name == "bahdanau-gru":
             model.load_state_dict(reference.state_dict())
+        if impl == "scratch":
+            use_scratch_attention(model)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         counters[label] = {"i": 0, "tokens": 0}
 

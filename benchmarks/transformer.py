@@ -27,9 +27,11 @@ from common import describe, interleaved, machine, median, table, write_result  
 
 from attnlab.data.tasks import load_task  # noqa: E402
 from attnlab.data.tokenizers import SEQ2SEQ_SPECIALS, make_tokenizer  # noqa: E402
-from attnlab.models.seq2seq import Seq2Seq, TranslationObjective  # noqa: E402
+from attnlab.inference.search import decode  # noqa: E402
+from attnlab.models.seq2seq import Seq2Seq  # noqa: E402
 from attnlab.models.seq2seq import preset_config as seq2seq_preset  # noqa: E402
 from attnlab.models.transformer import Transformer, TransformerConfig  # noqa: E402
+from attnlab.recipes.translation import TranslationObjective  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +41,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="timed turns per model")
     parser.add_argument("--calls", type=int, default=5, help="training steps per turn")
     parser.add_argument("--bahdanau-preset", default="base")
-    parser.add_argument("--d-model", type=int, default=96)
+    parser.add_argument("--n-embd", "--d-model", type=int, default=96, help="the Transformer's width")
     parser.add_argument("--layers", type=int, default=2, help="encoder and decoder layers of the Transformer")
     parser.add_argument("--d-ff", type=int, default=256)
     parser.add_argument("--device", default="cpu")
@@ -59,8 +61,8 @@ def main() -> None:
     models = {
         f"bahdanau-gru ({args.bahdanau_preset})": Seq2Seq(seq2seq_preset(args.bahdanau_preset, **ids)),
         "transformer": Transformer(TransformerConfig(
-            d_model=args.d_model, n_head=4, n_encoder_layers=args.layers, n_decoder_layers=args.layers,
-            d_ff=args.d_ff, dropout=0.1, label_smoothing=0.1, max_length=128, **ids)),
+            n_embd=args.n_embd, n_head=4, n_encoder_layers=args.layers, n_decoder_layers=args.layers,
+            d_ff=args.d_ff, dropout=0.1, label_smoothing=0.1, context_length=128, **ids)),
     }
     objective = TranslationObjective({"train": data.train, "val": data.val}, src_tok, tgt_tok, seed=0)
     batches = [{k: v.to(device) for k, v in objective.batch("train", i, args.batch_size).items()}
@@ -97,10 +99,10 @@ def main() -> None:
     transformer = models["transformer"].eval()
     src = batches[0]["src"][:64]
     mask = batches[0]["src_mask"][:64]
-    decode = interleaved({"cached": lambda: transformer.decode(src, mask, max_len=40),
-                          "uncached": lambda: transformer.decode(src, mask, max_len=40, use_cache=False)},
-                         rounds=4, device=args.device)
-    decoding = {k: median(v) for k, v in decode.items()}
+    timings = interleaved({"cached": lambda: decode(transformer, src, mask, max_len=40),
+                           "uncached": lambda: decode(transformer, src, mask, max_len=40, use_cache=False)},
+                          rounds=4, device=args.device)
+    decoding = {k: median(v) for k, v in timings.items()}
 
     info = machine(args.device)
     report = {"benchmark": "transformer vs bahdanau training throughput", "machine": info,

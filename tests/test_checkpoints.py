@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnlab.checkpoint import load_model, load_tensors
+from attnlab.checkpoint import load_tensors
 from attnlab.data.batching import LanguageModelObjective
 from attnlab.errors import AttnlabError
 from attnlab.models.gpt import GPT, GPTConfig
+from attnlab.models.registry import load_model
 from attnlab.training.run_folder import clear_run, is_owned
 from attnlab.training.state import run_is_resumable
 from attnlab.training.trainer import TrainConfig, Trainer

@@ -1,4 +1,4 @@
-"""The seed's step-by-step classes and the fast layers compute the same thing (issue 2, part 4).
+"""The overview's step-by-step classes and the fast layers compute the same thing (issue 2, part 4).
 
 Same weights in -> same outputs and gradients out (fp32, atol 1e-5), for causal and non-causal
 attention, several head counts, odd sequence lengths and a padding mask.
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from attnlab import scratch
-from attnlab.equivalence import copy_attention, copy_block, gpt_from_scratch
+from attnlab.equivalence import copy_attention, copy_block, gpt_from_scratch, use_scratch_attention
 from attnlab.layers import Block, MultiHeadAttention
 
 ATOL = 1e-5
@@ -104,3 +104,36 @@ def test_gpt_scratch_equals_fast(qkv_bias):
     torch.testing.assert_close(fast.tok_emb.weight.grad, slow.tok_emb.weight.grad, atol=ATOL, rtol=0)
     torch.testing.assert_close(fast.blocks[0].attn.proj.weight.grad, slow.trf_blocks[0].att.out_proj.weight.grad,
                                atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_seq2seq_with_scratch_bahdanau_equals_fast(cell):
+    """A whole RNN encoder-decoder: the overview's additive attention swapped in, same weights, same
+    logits, gradients and beam-search translations (moved here from test_seq2seq.py)."""
+    import copy
+
+    from attnlab.data.tasks import encode_pairs
+    from attnlab.data.tokenizers import SEQ2SEQ_SPECIALS, make_tokenizer
+    from attnlab.equivalence import ScratchAdditiveAttention
+    from attnlab.inference.search import decode
+    from attnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    pairs = [("mercredi 9 mai 2018", "Wednesday, May 9, 2018"), ("lundi 1 mars", "Monday, March 1")]
+    src = make_tokenizer("char", "\n".join(s for s, _ in pairs), specials=SEQ2SEQ_SPECIALS)
+    tgt = make_tokenizer("char", "\n".join(t for _, t in pairs), specials=SEQ2SEQ_SPECIALS)
+    torch.manual_seed(0)
+    fast = Seq2Seq(Seq2SeqConfig(src_vocab_size=src.vocab_size, tgt_vocab_size=tgt.vocab_size, cell=cell,
+                                 n_embd=8, hidden_size=12, attn_dim=10)).eval()
+    slow = use_scratch_attention(copy.deepcopy(fast))
+    assert isinstance(slow.attention, ScratchAdditiveAttention)
+    assert slow.state_dict().keys() == fast.state_dict().keys()
+    b = encode_pairs(pairs, src, tgt)
+    y_fast = fast(b["src"], b["src_mask"], b["tgt_in"])
+    y_slow = slow(b["src"], b["src_mask"], b["tgt_in"])
+    torch.testing.assert_close(y_fast, y_slow, rtol=1e-5, atol=1e-6)
+    y_fast.logsumexp(-1).sum().backward()
+    y_slow.logsumexp(-1).sum().backward()
+    torch.testing.assert_close(fast.attention.U.weight.grad, slow.attention.U.weight.grad, rtol=1e-5, atol=ATOL)
+    one, two = (decode(m, b["src"], b["src_mask"], beam=2) for m in (fast, slow))
+    assert one.sequences() == two.sequences()
+    torch.testing.assert_close(one.recorded, two.recorded, rtol=1e-5, atol=1e-6)

@@ -11,25 +11,20 @@ import torch
 from attnlab.checkpoint import save_model
 from attnlab.data.tasks import TranslationData
 from attnlab.errors import AttnlabError
+from attnlab.evaluation import exact_match
+from attnlab.inference.search import decode
+from attnlab.inference.translate import Translator
+from attnlab.layers.loss import masked_cross_entropy
 from attnlab.models.registry import load_model
-from attnlab.models.seq2seq import Translator
-from attnlab.models.transformer import (
-    PRESETS,
-    SmoothedTranslationObjective,
-    Transformer,
-    TransformerConfig,
-    attention_maps_for_text,
-    exact_match,
-    preset_config,
-    smoothed_cross_entropy,
-    task_tokenizers,
-)
+from attnlab.models.transformer import PRESETS, Transformer, TransformerConfig, preset_config
+from attnlab.recipes.translation import SmoothedTranslationObjective, task_tokenizers
 from attnlab.training.trainer import TrainConfig, Trainer
+from attnlab.viz.extract import transformer_attention
 
 
 def tiny(**overrides) -> Transformer:
     torch.manual_seed(0)
-    values = dict(src_vocab_size=23, tgt_vocab_size=19, max_length=64, dropout=0.0)
+    values = dict(src_vocab_size=23, tgt_vocab_size=19, context_length=64, dropout=0.0)
     return Transformer(preset_config("tiny", **{**values, **overrides}))
 
 
@@ -46,7 +41,7 @@ def random_batch(model: Transformer, lengths: list[int], seed: int = 0) -> tuple
 
 def expected_parameters(c: TransformerConfig) -> int:
     """Counted from the paper's description, independently of the module tree."""
-    d, f = c.d_model, c.d_ff
+    d, f = c.n_embd, c.d_ff
     attention = 4 * d * d + 4 * d  # W_Q, W_K, W_V, W_O with biases
     ffn = d * f + f + f * d + d
     norm = 2 * d
@@ -58,7 +53,7 @@ def expected_parameters(c: TransformerConfig) -> int:
 
 def test_base_preset_matches_the_paper_parameter_count():
     config = preset_config("base", src_vocab_size=37000, tgt_vocab_size=37000, share_embeddings=True)
-    assert (config.d_model, config.n_head, config.n_encoder_layers, config.d_ff) == (512, 8, 6, 2048)
+    assert (config.n_embd, config.n_head, config.n_encoder_layers, config.d_ff) == (512, 8, 6, 2048)
     model = Transformer(config)
     count = model.parameter_count()
     assert count == expected_parameters(config)
@@ -77,7 +72,7 @@ def test_separate_vocabularies_have_separate_embeddings_and_tied_output():
 @pytest.mark.parametrize(
     "bad",
     [
-        dict(d_model=30, n_head=4),
+        dict(n_embd=30, n_head=4),
         dict(share_embeddings=True),  # 23 != 19
         dict(pos="rope"),
         dict(norm_position="middle"),
@@ -92,9 +87,9 @@ def test_bad_config_raises_a_clear_error(bad):
 
 
 def test_too_long_input_is_an_error_not_a_crash():
-    model = tiny(max_length=8)
+    model = tiny(context_length=8)
     src, mask = random_batch(model, [9])
-    with pytest.raises(AttnlabError, match="max_length"):
+    with pytest.raises(AttnlabError, match="context_length"):
         model(src, mask, src[:, :3])
 
 
@@ -143,8 +138,8 @@ def test_cached_decoding_equals_uncached(variant, beam):
     with torch.no_grad():
         model.out.weight.mul_(3.0)
     src, mask = random_batch(model, [6, 2, 4, 5])
-    cached = model.decode(src, mask, beam=beam, max_len=20)
-    uncached = model.decode(src, mask, beam=beam, max_len=20, use_cache=False)
+    cached = decode(model, src, mask, beam=beam, max_len=20)
+    uncached = decode(model, src, mask, beam=beam, max_len=20, use_cache=False)
     assert torch.equal(cached.tokens, uncached.tokens)
     assert torch.equal(cached.lengths, uncached.lengths)
     torch.testing.assert_close(cached.scores, uncached.scores, atol=1e-4, rtol=1e-4)
@@ -155,7 +150,7 @@ def test_cached_decoding_equals_uncached(variant, beam):
 def test_greedy_scores_match_teacher_forcing():
     model = tiny().eval()
     src, mask = random_batch(model, [5, 3])
-    result = model.decode(src, mask, max_len=7)
+    result = decode(model, src, mask, max_len=7)
     tgt_in = torch.cat([torch.full((2, 1), model.config.bos_id), result.tokens[:, :-1]], dim=1)
     log_probs = torch.log_softmax(model(src, mask, tgt_in), dim=-1)
     picked = log_probs.gather(-1, result.tokens.unsqueeze(-1)).squeeze(-1)
@@ -193,12 +188,12 @@ def test_label_smoothing_loss():
     logits = torch.randn(2, 3, 5)
     targets = torch.randint(5, (2, 3))
     mask = torch.tensor([[True, True, False], [True, False, False]])
-    plain = smoothed_cross_entropy(logits, targets, mask)
+    plain = masked_cross_entropy(logits, targets, mask)
     log_p = torch.log_softmax(logits, -1)
     nll = -log_p.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     torch.testing.assert_close(plain, nll[mask].mean())
     eps = 0.1
-    smoothed = smoothed_cross_entropy(logits, targets, mask, eps)
+    smoothed = masked_cross_entropy(logits, targets, mask, eps)
     expected = ((1 - eps) * nll - eps * log_p.mean(-1))[mask].mean()
     torch.testing.assert_close(smoothed, expected)
 
@@ -223,7 +218,7 @@ def test_tiny_model_learns_copy_and_reverse(reverse):
     src_tok, tgt_tok = task_tokenizers(data, "char", shared=True)
     torch.manual_seed(0)
     config = preset_config("tiny", src_vocab_size=src_tok.vocab_size, tgt_vocab_size=tgt_tok.vocab_size,
-                           share_embeddings=True, max_length=32, max_target_len=12)
+                           share_embeddings=True, context_length=32, max_target_len=12)
     model = Transformer(config)
     objective = SmoothedTranslationObjective({"train": data.train, "val": data.val}, src_tok, tgt_tok, seed=0)
     # a decaying rate: at a constant 3e-3 the result swung from 0.76 to 0.99 with the seed; with this
@@ -232,11 +227,13 @@ def test_tiny_model_learns_copy_and_reverse(reverse):
                         weight_decay=0.0, beta2=0.98, eval_every=10**6, ckpt_every=10**6)
     Trainer(model, objective, train, run_dir=None, progress=False).fit()
     translator = Translator(model.eval(), src_tok, tgt_tok)
-    assert exact_match(translator, data.test) >= 0.9
-    maps = attention_maps_for_text(translator, data.test[0][0])
-    assert maps["target"] == translator.translate(data.test[0][0])
-    assert len(maps["cross"]) == config.n_decoder_layers
-    assert maps["cross"][0].shape == (4, len(maps["tgt_tokens"]), len(maps["src_tokens"]))
+    hyps = translator.translate([s for s, _ in data.test])
+    assert exact_match(hyps, [t for _, t in data.test]) >= 0.9
+    attention = transformer_attention(translator, data.test[0][0])
+    assert attention.notes[0] == f"greedy translation: {translator.translate(data.test[0][0])}"
+    cross = attention.select(part="cross").maps[0]
+    assert cross.weights.shape == (config.n_decoder_layers, 4, len(cross.queries), len(cross.keys))
+    assert len(cross.keys) == len(data.test[0][0]) and cross.queries[0] == "<bos>"
 
 
 def test_presets_exist():

@@ -10,16 +10,10 @@ import torch
 from attnlab.cli import main
 from attnlab.data.tokenizers import PAD, UNK, make_tokenizer
 from attnlab.errors import AttnlabError
-from attnlab.models.transformer import (
-    ENCODER_PRESETS,
-    MASK,
-    EncoderConfig,
-    EncoderLM,
-    MaskedLMObjective,
-    encode_with_masks,
-    fill_masks,
-    mask_tokens,
-)
+from attnlab.inference.fill import MASK, encode_with_masks, fill_masks
+from attnlab.models.encoder import PRESETS as ENCODER_PRESETS
+from attnlab.models.encoder import EncoderConfig, EncoderLM
+from attnlab.recipes.masked_lm import MaskedLMObjective, mask_tokens
 from attnlab.training.trainer import TrainConfig, Trainer
 
 TEXT = (

@@ -119,8 +119,8 @@ def test_transformer_gives_encoder_decoder_and_cross_maps(tmp_path):
     tgt = CharTokenizer.train("abcdef", specials=SEQ2SEQ_SPECIALS)
     torch.manual_seed(0)
     model = Transformer(TransformerConfig(src_vocab_size=src.vocab_size, tgt_vocab_size=tgt.vocab_size,
-                                          d_model=16, n_head=2, n_encoder_layers=2, n_decoder_layers=1,
-                                          d_ff=32, max_length=12, max_target_len=8))
+                                          n_embd=16, n_head=2, n_encoder_layers=2, n_decoder_layers=1,
+                                          d_ff=32, context_length=12, max_target_len=8))
     save_model(model, tmp_path)
     src.save(tmp_path / "src_tokenizer.json")
     tgt.save(tmp_path / "tgt_tokenizer.json")
@@ -147,7 +147,7 @@ def test_bahdanau_alignment_is_one_target_by_source_map(tmp_path):
     src = CharTokenizer.train("abcdef", specials=SEQ2SEQ_SPECIALS)
     tgt = CharTokenizer.train("uvwxyz", specials=SEQ2SEQ_SPECIALS)
     torch.manual_seed(0)
-    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=src.vocab_size, tgt_vocab_size=tgt.vocab_size, emb_dim=8,
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=src.vocab_size, tgt_vocab_size=tgt.vocab_size, n_embd=8,
                                   hidden_size=8, max_target_len=5))
     save_model(model, tmp_path)
     src.save(tmp_path / "src_tokenizer.json")
@@ -160,11 +160,11 @@ def test_bahdanau_alignment_is_one_target_by_source_map(tmp_path):
 
 
 def test_encoder_only_maps_are_bidirectional(tmp_path):
-    from attnlab.models.transformer import EncoderConfig, EncoderLM
+    from attnlab.models.encoder import EncoderConfig, EncoderLM
 
     tokenizer = CharTokenizer.train("abcdef", specials=("<pad>", "<unk>", "[MASK]"))
     torch.manual_seed(0)
-    model = EncoderLM(EncoderConfig(vocab_size=tokenizer.vocab_size, context_length=8, d_model=16, n_head=2,
+    model = EncoderLM(EncoderConfig(vocab_size=tokenizer.vocab_size, context_length=8, n_embd=16, n_head=2,
                                     n_layer=1, d_ff=32))
     save_model(model, tmp_path)
     tokenizer.save(tmp_path / "tokenizer.json")

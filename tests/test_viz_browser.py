@@ -150,8 +150,8 @@ def test_encoder_decoder_viewer_has_encoder_decoder_and_cross_tabs(browser, tmp_
     src = CharTokenizer.train("abcdef", specials=SEQ2SEQ_SPECIALS)
     torch.manual_seed(0)
     save_model(Transformer(TransformerConfig(src_vocab_size=src.vocab_size, tgt_vocab_size=src.vocab_size,
-                                             d_model=16, n_head=2, n_encoder_layers=2, n_decoder_layers=1,
-                                             d_ff=32, max_length=12)), folder)
+                                             n_embd=16, n_head=2, n_encoder_layers=2, n_decoder_layers=1,
+                                             d_ff=32, context_length=12)), folder)
     src.save(folder / "src_tokenizer.json")
     src.save(folder / "tgt_tokenizer.json")
     attention = extract_attention(load_run(folder), "abcde", target="edcba")

@@ -192,7 +192,7 @@ def evaluate_lm(config: CompareConfig, spec: RunSpec, outcome: RunOutcome) -> di
 def evaluate_translation(config: CompareConfig, spec: RunSpec, outcome: RunOutcome) -> dict[str, Any]:
     from attnlab.data.tasks import load_task
     from attnlab.experiments.metrics import by_length, translation_by_length
-    from attnlab.models.seq2seq import Translator
+    from attnlab.inference.translate import Translator
     from attnlab.runs import load_run
 
     run = load_run(outcome.run_dir)

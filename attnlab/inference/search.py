@@ -21,6 +21,11 @@ frozen until every hypothesis of its sentence is finished or ``max_len`` is reac
 
 Any state entry can be *recorded* (``record="attn"``): its value after each step is collected along
 the chosen hypothesis, e.g. the attention weights for an alignment picture.
+
+:func:`decode` runs either search on an encoder-decoder model (the RNN encoder-decoders and the
+Transformer) through the protocol they share: ``model.start_decoding(src, src_mask)`` -> state,
+``model.step(tokens, state)``, ``model.config.bos_id / eos_id / max_target_len`` and ``model.attends``
+(the state then holds the step's attention weights as ``"attn"``).
 """
 
 from __future__ import annotations
@@ -195,6 +200,34 @@ def beam_search(step_fn: StepFn, init_state: State, bos_id: int, eos_id: int, ma
         recorded.index_select(0, pick) if recorded is not None else None,
         eos_id,
     )
+
+
+@torch.no_grad()
+def decode(model: Any, src: Tensor, src_mask: Tensor, *, beam: int = 1, max_len: int | None = None,
+           length_penalty: float = 1.0, **start_options: Any) -> DecodeResult:
+    """Translate a batch of token ids: greedy (``beam=1``) or beam search, in eval mode.
+
+    ``src`` (B, S) ids, ``src_mask`` (B, S) true at real tokens. ``max_len``: at most this many
+    output tokens (default: the model's ``max_target_len``; never more than its ``context_length``
+    when it has one). ``recorded`` holds the attention weights (B, T, S) when the model attends.
+    ``start_options`` go to ``model.start_decoding`` (the Transformer's ``use_cache=False``).
+    """
+    c = model.config
+    max_len = max_len or c.max_target_len
+    limit = getattr(c, "context_length", None)
+    if limit is not None:
+        max_len = min(max_len, limit)
+    record = "attn" if getattr(model, "attends", False) else None
+    was_training = model.training
+    model.eval()
+    try:
+        state = model.start_decoding(src, src_mask.bool(), **start_options)
+        if beam == 1:
+            return greedy_decode(model.step, state, c.bos_id, c.eos_id, max_len, src.shape[0], record=record)
+        return beam_search(model.step, state, c.bos_id, c.eos_id, max_len, beam, length_penalty,
+                           batch_size=src.shape[0], record=record)
+    finally:
+        model.train(was_training)
 
 
 def _leaves(tree: State) -> list[Tensor]:

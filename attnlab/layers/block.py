@@ -17,11 +17,17 @@ replaces x instead of being added), ``ffn=False`` (no feed-forward sub-layer).
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
+from attnlab.errors import AttnlabError
 from attnlab.layers.attention import KVCache, MultiHeadAttention
-from attnlab.layers.mlp import MLP
+from attnlab.layers.mlp import MLP, MLPS
 from attnlab.layers.norm import make_norm
+from attnlab.layers.position import ABSOLUTE_POSITIONS
+
+NORM_POSITIONS = ("post", "pre")
 
 
 class Block(nn.Module):
@@ -72,3 +78,18 @@ class Block(nn.Module):
         if self.mlp is not None:
             x, _ = self._sublayer(x, self.norm2, lambda h: (self.mlp(h), None))
         return x, weights
+
+
+def check_block_settings(owner: str, c: Any) -> None:
+    """The checks a config of :class:`Block` layers needs: ``n_embd``, ``n_head``, ``pos`` (absolute),
+    ``norm_position``, ``mlp`` and ``dropout``; a bad value is an :class:`AttnlabError` naming ``owner``."""
+    if c.n_embd % c.n_head:
+        raise AttnlabError(f"{owner}: n_embd {c.n_embd} must be divisible by n_head {c.n_head}")
+    if c.pos not in ABSOLUTE_POSITIONS:
+        raise AttnlabError(f"{owner}.pos must be one of {', '.join(ABSOLUTE_POSITIONS)}, got {c.pos!r}")
+    if c.norm_position not in NORM_POSITIONS:
+        raise AttnlabError(f"{owner}.norm_position must be 'post' or 'pre', got {c.norm_position!r}")
+    if c.mlp not in MLPS:
+        raise AttnlabError(f"{owner}.mlp must be one of {', '.join(MLPS)}, got {c.mlp!r}")
+    if not 0.0 <= c.dropout < 1.0:
+        raise AttnlabError(f"{owner}.dropout must be in [0, 1), got {c.dropout}")

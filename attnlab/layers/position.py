@@ -61,3 +61,15 @@ class Rotary(nn.Module):
         x1, x2 = x[..., 0::2], x[..., 1::2]
         rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
         return rotated.flatten(-2)
+
+
+ABSOLUTE_POSITIONS = ("sinusoidal", "learned")  # the tables added to the token embeddings
+
+
+def absolute_positions(kind: str, max_length: int, d_model: int) -> nn.Module:
+    """A learned table (``kind="learned"``) or the paper's sinusoids, called as ``module(length, offset)``."""
+    if kind == "learned":
+        return LearnedPositionalEmbedding(max_length, d_model)
+    if kind == "sinusoidal":
+        return SinusoidalPositionalEncoding(max_length, d_model)
+    raise ValueError(f"absolute positions are 'sinusoidal' or 'learned', got {kind!r}")

@@ -19,7 +19,7 @@ MODEL_TYPES: dict[str, str] = {
     "gru_lm": "attnlab.models.recurrent:GRULM",
     "seq2seq": "attnlab.models.seq2seq:Seq2Seq",
     "transformer": "attnlab.models.transformer:Transformer",
-    "encoder": "attnlab.models.transformer:EncoderLM",
+    "encoder": "attnlab.models.encoder:EncoderLM",
 }
 
 

@@ -209,7 +209,7 @@ def seq2seq_attention(run: Any, text: str) -> ModelAttention:
 
     One layer, one head: ``weights[0, 0, i, j]`` is how much target word ``i`` looked at source word ``j``.
     """
-    from attnlab.models.seq2seq import load_translator
+    from attnlab.inference.translate import load_translator
 
     translator = load_translator(run)
     if not translator.model.attends:
@@ -235,29 +235,35 @@ def seq2seq_attention(run: Any, text: str) -> ModelAttention:
 def transformer_attention(run: Any, text: str, target: str | None = None) -> ModelAttention:
     """Encoder self-, decoder self- and cross-attention of the 2017 encoder-decoder.
 
+    ``run``: an ``attnlab.runs.Run``, a run folder or an :class:`attnlab.inference.translate.Translator`.
     The decoder reads ``<bos>`` + the target: the model's own greedy translation of ``text``, or
     ``target`` when given (teacher forcing). Decoder rows are the decoder's inputs.
     """
     import torch
 
-    model = run.model
-    src_tok, tgt_tok = _pair_tokenizers(run)
+    from attnlab.inference.search import decode
+    from attnlab.inference.translate import load_translator
+
+    translator = load_translator(run)
+    model, src_tok, tgt_tok = translator.model, translator.src_tokenizer, translator.tgt_tokenizer
+    if model.model_type != "transformer":
+        raise AttnlabError(f"attention maps per layer and head need a transformer run, not {model.model_type!r}")
     c = model.config
     notes: list[str] = []
     ids = src_tok.encode(text)
     if not ids:
         raise AttnlabError(f"{text!r} encodes to no source tokens; give some text the tokenizer knows")
-    ids = crop(ids, c.max_length, "source text", notes)
+    ids = crop(ids, c.context_length, "source text", notes)
     device = _device(model)
     src = torch.tensor([ids], dtype=torch.long, device=device)
     mask = torch.ones_like(src, dtype=torch.bool)
     if target is None:
-        (row,) = model.decode(src, mask).sequences()
-        row = row[: c.max_length - 1]  # room for <bos>
+        (row,) = decode(model, src, mask).sequences()
+        row = row[: c.context_length - 1]  # room for <bos>
         notes.append(f"greedy translation: {tgt_tok.decode(row)}")
     else:
         row = tgt_tok.encode(target)
-        row = crop(row, c.max_length - 1, "target text", notes)
+        row = crop(row, c.context_length - 1, "target text", notes)
     tgt_in = torch.tensor([[c.bos_id, *row]], dtype=torch.long, device=device)
     maps = model.attention_maps(src, mask, tgt_in)
     stack = {name: torch.stack([m[0] for m in maps[name]]).float().cpu().numpy() for name in maps}
@@ -277,16 +283,6 @@ def transformer_attention(run: Any, text: str, target: str | None = None) -> Mod
     ], notes)
 
 
-def _pair_tokenizers(run: Any) -> tuple[Any, Any]:
-    tokenizers = getattr(run, "tokenizers", {}) or {}
-    if "src_tokenizer" in tokenizers and "tgt_tokenizer" in tokenizers:
-        return tokenizers["src_tokenizer"], tokenizers["tgt_tokenizer"]
-    if "tokenizer" in tokenizers:  # one shared vocabulary
-        return tokenizers["tokenizer"], tokenizers["tokenizer"]
-    raise AttnlabError(f"{run.path} has no src_tokenizer.json / tgt_tokenizer.json; it is not a complete "
-                       "translation run")
-
-
 # ------------------------------------------------------------------------------------------------ encoder
 
 
@@ -295,7 +291,7 @@ def encoder_attention(run: Any, text: str) -> ModelAttention:
     """Bidirectional self-attention of an encoder-only (BERT-like) model; ``[MASK]`` in the text is kept."""
     import torch
 
-    from attnlab.models.transformer import MASK, encode_with_masks
+    from attnlab.inference.fill import MASK, encode_with_masks
 
     model, tokenizer = run.model, run.tokenizer
     notes: list[str] = []

@@ -8,11 +8,15 @@ mask hides (the future) are light grey, not "zero attention".
 
 The figure grows with the text: every token gets its own label while there is room (about 100
 tokens per panel on a 40-inch-wide figure); beyond that every k-th token is labelled.
+
+:func:`plot_alignment` draws a single target-by-source alignment of a translation (Bahdanau's
+``alpha_ij``, or a Transformer's cross-attention) on a plain grey scale.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from attnlab.errors import AttnlabError
-from attnlab.viz.extract import AttentionMaps, ModelAttention
+from attnlab.viz.extract import AttentionMaps, ModelAttention, display_token
 
 TOKEN_INCHES = 0.13  # room per token when every label fits at a comfortable size
 MIN_PANEL_INCHES = 1.9
@@ -159,3 +163,40 @@ def save_attention_image(attention: ModelAttention, path: str | Path,
     drawn = attention_figure(attention, title)
     drawn.save(path)
     return drawn
+
+
+def plot_alignment(src_tokens: Sequence[str], tgt_tokens: Sequence[str], weights: Any, path: str | Path,
+                   title: str | None = None) -> Path:
+    """One target-by-source alignment (``weights[i, j]``: how much target token ``i`` looked at source
+    token ``j``, e.g. :meth:`attnlab.inference.translate.Translator.alignment`) drawn in grey with token
+    labels and a colour bar, written to a PNG atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from attnlab.io import write_atomic
+
+    weights = np.asarray(weights.detach().float().cpu() if hasattr(weights, "detach") else weights,
+                         dtype=np.float32)
+    if weights.shape != (len(tgt_tokens), len(src_tokens)):
+        raise AttnlabError(f"alignment weights have shape {weights.shape}, expected "
+                           f"({len(tgt_tokens)} target, {len(src_tokens)} source tokens)")
+    width = max(4.0, 0.32 * len(src_tokens) + 2.0)
+    height = max(3.0, 0.32 * len(tgt_tokens) + 1.5)
+    fig, ax = plt.subplots(figsize=(width, height))
+    image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(src_tokens)), [display_token(t) for t in src_tokens], rotation=90, fontsize=8)
+    ax.set_yticks(range(len(tgt_tokens)), [display_token(t) for t in tgt_tokens], fontsize=8)
+    ax.set_xlabel("source")
+    ax.set_ylabel("target")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="attention weight")
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    finally:
+        plt.close(fig)
+    return path

@@ -10,8 +10,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="score a translation run on its held-out test split (exact match, CER, BLEU)",
         description="Translate every pair of a split of the run's own task (rebuilt from run.json; the "
                     "test split is never trained on) and print exact-match accuracy, character error "
-                    "rate and corpus BLEU (sacrebleu). Works for bahdanau and seq2seq-* runs, and for "
-                    "any model module that provides load_translator(run).",
+                    "rate and corpus BLEU (sacrebleu). Works for bahdanau, seq2seq-* and transformer runs.",
         epilog="examples:\n  attnlab evaluate runs/bahdanau-dates-fr-en\n"
                "  attnlab evaluate runs/bahdanau-dates-fr-en --beam 5 --split val --show 5",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -35,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from attnlab.errors import AttnlabError
-    from attnlab.evaluation import load_any_translator, translation_metrics
+    from attnlab.evaluation import translation_metrics
+    from attnlab.inference.translate import load_translator
     from attnlab.io import read_json
-    from attnlab.models.seq2seq import load_run_task
+    from attnlab.recipes.translation import load_run_task
 
     if args.beam < 1:
         raise AttnlabError(f"--beam must be at least 1, got {args.beam}")
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise AttnlabError(f"--batch-size must be at least 1, got {args.batch_size}")
     run_dir = Path(args.run)
-    translator = load_any_translator(str(run_dir))
+    translator = load_translator(run_dir)
     translator.model.to(args.device)
     info = read_json(run_dir / "run.json", what="run description")
     data = load_run_task(info)

@@ -24,11 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
-    from attnlab.models.transformer import MASK, EncoderLM, fill_masks
+    from attnlab.inference.fill import MASK, fill_masks
     from attnlab.runs import load_run
 
     loaded = load_run(args.run, device=args.device)
-    if not isinstance(loaded.model, EncoderLM):
+    if loaded.model.model_type != "encoder":
         raise AttnlabError(f"{args.run} holds a {loaded.model.model_type!r} model; fill needs an encoder run "
                            "(attnlab train encoder)")
     guesses = fill_masks(loaded.model, loaded.tokenizer, args.text, top_k=args.top)

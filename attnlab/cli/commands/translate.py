@@ -41,7 +41,7 @@ def read_texts(items: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
-    from attnlab.evaluation import load_any_translator
+    from attnlab.inference.translate import load_translator
 
     if args.beam < 1:
         raise AttnlabError(f"--beam must be at least 1, got {args.beam}")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     texts = read_texts(args.text)
     if not texts:
         raise AttnlabError("nothing to translate: give a sentence, or lines on standard input with '-'")
-    translator = load_any_translator(args.run)
+    translator = load_translator(args.run)
     translator.model.to(args.device)
     outputs = translator.translate(texts, beam=args.beam, max_len=args.max_len,
                                    length_penalty=args.length_penalty)
