@@ -8,8 +8,7 @@ from importlib import import_module
 from typing import Any
 
 from attnlab.errors import AttnlabError
-
-__version__ = "0.1.0"
+from attnlab.version import __version__
 
 _LAZY = {
     "GPT": "attnlab.models.gpt",

@@ -13,18 +13,10 @@ import importlib
 import os
 import pkgutil
 import sys
-import typing
 
-from attnlab import __version__
+from attnlab.cli.help import Parser
 from attnlab.errors import AttnlabError
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with its errors in attnlab's one-line form: ``attnlab: error: ...`` and exit status 2."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(2, f"attnlab: error: {message} (see '{self.prog} --help')\n")
+from attnlab.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnlab import __version__
 from attnlab.checkpoint import rename_fields
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json, write_text_atomic
 from attnlab.options import field_types, option, options_from, parse_text
 from attnlab.training.run_folder import LOCK_FILE, RunLock, check_overwritable, clear_run
 from attnlab.training.trainer import TrainConfig, Trainer, TrainResult, run_is_resumable, seed_everything
+from attnlab.version import __version__
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"

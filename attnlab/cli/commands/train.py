@@ -55,7 +55,7 @@ def kind_parser(kind: str, recipe) -> argparse.ArgumentParser:
         f"{k}={v}" for k, v in train.items())
     if recipe.examples:
         epilog += "\n\nexamples:\n" + "\n".join(f"  {line}" for line in recipe.examples)
-    from attnlab.cli import Parser
+    from attnlab.cli.help import Parser
 
     p = Parser(prog=f"attnlab train {kind}", description=recipe.help, epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=None)

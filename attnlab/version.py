@@ -1,0 +1,3 @@
+"""attnlab's version (one place; the package and every run folder record it)."""
+
+__version__ = "0.1.0"
