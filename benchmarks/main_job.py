@@ -147,14 +147,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--search", action="store_true", help="run the candidate recipes (on --plays) instead")
     p.add_argument("--plays", default=None, help="comma-separated corpus names")
-    p.add_argument("--only", default=None, help="search: comma-separated candidate names")
+    p.add_argument("--only", default=None, help="search: candidate names separated by semicolons")
     p.add_argument("--threads", type=int, default=None, help="torch threads for every run")
     p.add_argument("--no-samples", action="store_true", help="skip the 3 x 2,000-character samples")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/main_job[_search].json)")
     args = p.parse_args()
     if args.search:
         plays = args.plays.split(",") if args.plays else list(SEARCH_PLAYS)
-        recipes = CANDIDATES if not args.only else {k: CANDIDATES[k] for k in args.only.split(",")}
+        recipes = CANDIDATES if not args.only else {k: CANDIDATES[k] for k in args.only.split(";")}
         name = NAME + "_search"
     else:
         plays = args.plays.split(",") if args.plays else list(PLAYS)

@@ -28,6 +28,7 @@ class Setup:
     run_info: dict[str, Any] = field(default_factory=dict)  # recorded in run.json (data size, fingerprint)
     sample: Callable[[Any], str] | None = None  # text to show when training ends
     describe_sample: Callable[[str], str] | None = None  # a line about that text (stderr)
+    eval_sample: Callable[[Any], str] | None = None  # a short sample at every evaluation (--log samples)
 
 
 @dataclass

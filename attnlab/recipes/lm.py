@@ -103,11 +103,11 @@ class LanguageModelRecipe(Recipe):
         objective = self.make_objective(corpus.train_ids, corpus.val_ids, config.context_length, seed)
         prompt = first_prompt(corpus.text)
 
-        def sample(trained: Any) -> str:
+        def sample(trained: Any, length: int = 400) -> str:
             from attnlab.inference.sampling import SamplingConfig, generate_text
 
             return prompt + generate_text(trained, tokenizer, prompt,
-                                          SamplingConfig(max_new_tokens=400, temperature=0.8, seed=seed))
+                                          SamplingConfig(max_new_tokens=length, temperature=0.8, seed=seed))
 
         return Setup(
             model=model, objective=objective, files={TOKENIZER_FILE: tokenizer.save},
@@ -115,7 +115,7 @@ class LanguageModelRecipe(Recipe):
                       "tokenizer": options.tokenizer, "vocab_size": options.vocab_size,
                       "val_fraction": options.val_fraction, "train_tokens": len(corpus.train_ids),
                       "val_tokens": len(corpus.val_ids)},
-            sample=sample, describe_sample=share_note,
+            sample=sample, describe_sample=share_note, eval_sample=lambda trained: sample(trained, 200),
         )
 
     def make_objective(self, train_ids: Any, val_ids: Any, context: int, seed: int) -> Any:

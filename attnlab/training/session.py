@@ -30,6 +30,7 @@ from attnlab.checkpoint import rename_fields
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json, write_text_atomic
 from attnlab.options import field_types, option, options_from, parse_text
+from attnlab.training.loggers import make_loggers, parse_log
 from attnlab.training.run_folder import LOCK_FILE, RunLock, check_overwritable, clear_run
 from attnlab.training.trainer import TrainConfig, Trainer, TrainResult, run_is_resumable, seed_everything
 from attnlab.version import __version__
@@ -67,6 +68,9 @@ class RunOptions:
     compile: bool = option(False, "torch.compile the model")
     fsdp: bool = option(False, "under torchrun: FullyShardedDataParallel instead of DDP")
     max_time: float | None = option(None, "stop after this many seconds of training", minimum=0.0)
+    log: str = option("samples", "what to log besides metrics.jsonl, comma-separated: csv (metrics.csv), "
+                                 "tensorboard, wandb (offline unless WANDB_MODE says otherwise), samples (a short "
+                                 "sample at each evaluation, in samples.jsonl), or none")
     no_sample: bool = option(False, "do not print a sample at the end")
     quiet: bool = option(False, "no progress bar")
 
@@ -268,6 +272,7 @@ def start_run(recipe: Any, options: dict[str, Any] | None = None, run: dict[str,
             replayed.pop("min_lr")  # a new peak brings its own floor, as it would without the file
         given_options, given_run = {**file_options, **given_options}, {**file_run, **given_run}
     run_options = options_from(RunOptions, given_run, where="run options")
+    parse_log(run_options.log)  # a bad --log is an error before anything is built
     if run_options.threads is not None:
         import torch
 
@@ -298,8 +303,10 @@ def _train(recipe: Any, options: Any, run: RunOptions, run_dir: Path, saved_conf
                 print(f"attnlab: note: --overwrite replaced the run in {run_dir} and kept the files that are "
                       f"not attnlab's: {', '.join(kept)}", file=sys.stderr)
         write_run_config(run_dir / CONFIG_FILE, recipe, options, run, config)
+    record = run_record(recipe, options, run, config, setup)
+    loggers = make_loggers(parse_log(run.log), run_dir, sample=setup.eval_sample, config=record)
     trainer = Trainer(setup.model, setup.objective, config, run_dir=run_dir, files=setup.files,
-                      run_info=run_record(recipe, options, run, config, setup), callbacks=callbacks,
+                      run_info=record, callbacks=[*loggers, *(callbacks or [])],
                       progress=not run.quiet, description=f"{recipe.name} {run_dir.name}")
     if run.resume:
         trainer.resume()

@@ -38,6 +38,7 @@ from attnlab.errors import AttnlabError, require_positive_fields
 from attnlab.io import METRICS_FILE, read_metrics, write_json_atomic, write_text_atomic
 from attnlab.training import distributed as dist_utils
 from attnlab.training import mfu as mfu_utils
+from attnlab.training.callbacks import dispatch
 from attnlab.training.optim import build_optimizer
 from attnlab.training.run_folder import STATE_JSON
 from attnlab.training.schedule import SCHEDULES, learning_rate
@@ -136,7 +137,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-Callback = Callable[["Trainer", dict[str, Any]], bool | None]
+Callback = Any  # an attnlab.training.callbacks.Callback, or f(trainer, row) called at every evaluation
 
 
 def slice_batch(batch: dict[str, torch.Tensor], index: int, parts: int) -> dict[str, torch.Tensor]:
@@ -163,11 +164,15 @@ class Trainer:
     def __init__(self, model: nn.Module, objective: Objective, config: TrainConfig, *,
                  run_dir: str | Path | None = None, files: dict[str, Callable[[Path], None]] | None = None,
                  run_info: dict[str, Any] | None = None, callbacks: list[Callback] | None = None,
-                 progress: bool = True, description: str = "train") -> None:
+                 progress: bool = True, description: str = "train", tokenizer: Any = None) -> None:
+        """``files`` ({name: write(path)}) are written once into the run folder; ``tokenizer`` (anything
+        with ``save(path)``) is saved as ``tokenizer.json``, so ``attnlab generate`` can read the run."""
         self.config = config
         self.objective = objective
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.files = files or {}
+        self.files = dict(files or {})
+        if tokenizer is not None:
+            self.files.setdefault("tokenizer.json", tokenizer.save)
         self.run_info = run_info
         self.callbacks = callbacks or []
         self.description = description
@@ -275,6 +280,7 @@ class Trainer:
                   "optimizer": optim_meta},
         )
         self.saved_step = self.step
+        dispatch(self.callbacks, "on_checkpoint", self, self.step)
 
     def _log(self, row: dict[str, Any]) -> None:
         self.history.append(row)
@@ -362,6 +368,7 @@ class Trainer:
                     if self.flops_per_token_and_peak:
                         row["mfu"] = round(mfu_utils.mfu(tps, *self.flops_per_token_and_peak), 4)
                     self._log(row)
+                    dispatch(self.callbacks, "on_step", self, row)
                     if bar is not None:
                         bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{self.last_val:.4f}",
                                         tok_s=f"{tps:,.0f}", refresh=False)
@@ -370,6 +377,8 @@ class Trainer:
                 timed_out = bool(c.max_time) and self.elapsed >= c.max_time
                 if self.step % c.eval_every == 0 or self.step == c.steps or timed_out:
                     stop = self._eval_and_callbacks(train_loss)
+                    if bar is not None:  # the bar's last line shows the newest validation loss
+                        bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{self.last_val:.4f}", refresh=True)
                     if stop or timed_out:
                         stopped_early = self.step < c.steps
                 if self.step % c.ckpt_every == 0 or self.step == c.steps or stopped_early:
@@ -384,10 +393,12 @@ class Trainer:
             self.save_checkpoint()
         self.write_plot()
         dist_utils.barrier(self.dist)
-        return TrainResult(step=self.step, train_loss=train_loss, val_loss=self.last_val,
-                           best_val_loss=self.best_val, elapsed=self.elapsed, tokens=self.tokens,
-                           tokens_per_sec=self.tokens / max(self.elapsed, 1e-9), stopped_early=stopped_early,
-                           history=self.history)
+        result = TrainResult(step=self.step, train_loss=train_loss, val_loss=self.last_val,
+                             best_val_loss=self.best_val, elapsed=self.elapsed, tokens=self.tokens,
+                             tokens_per_sec=self.tokens / max(self.elapsed, 1e-9), stopped_early=stopped_early,
+                             history=self.history)
+        dispatch(self.callbacks, "on_end", self, result)
+        return result
 
     def _eval_and_callbacks(self, train_loss: float) -> bool:
         val = self.evaluate("val")
@@ -399,10 +410,7 @@ class Trainer:
             from tqdm.auto import tqdm
 
             tqdm.write(f"step {self.step:>6}: train loss {train_loss:.4f}, validation loss {val:.4f}", file=sys.stderr)
-        stop = False
-        for callback in self.callbacks:
-            stop = bool(callback(self, row)) or stop
-        return stop
+        return dispatch(self.callbacks, "on_eval", self, row)
 
     def write_plot(self) -> None:
         if self.run_dir is None or not self.dist.is_main or not self.history:
