@@ -105,7 +105,7 @@ def attention_figure(attention: ModelAttention, title: str | None = None) -> Att
     longest = max(len(t) for m in attention.maps for t in m.queries + m.keys)
     label_inches = 0.6 + min(longest, 16) * font / 72 * 0.62  # room for tick labels and axis names
     width = max(MIN_WIDTH_INCHES, ncols * (max_k * inches + 0.25) + label_inches + 1.3)
-    heading = _wrap(title or _heading(attention), width, HEADING_POINTS)
+    heading = wrap_heading(title or _heading(attention), width, HEADING_POINTS)
     height = sum(len(m.queries) * inches + 0.45 for m, _ in rows) + label_inches + 0.6
     height = max(MIN_HEIGHT_INCHES, height + 0.18 * (heading.count("\n") + 1))
     single = len(rows) == 1 and ncols == 1
@@ -171,7 +171,7 @@ def _ticks(ax: Any, maps: AttentionMaps, font: float, step: int, show_y: bool, s
         ax.set_xticks([])
 
 
-def _wrap(heading: str, width_inches: float, points: float) -> str:
+def wrap_heading(heading: str, width_inches: float, points: float) -> str:
     """Each line of ``heading`` folded at spaces so that it fits ``width_inches`` at ``points``
     (measured with matplotlib's own font metrics); a word too long for a line is cut."""
     from matplotlib.font_manager import FontProperties
