@@ -6,7 +6,9 @@ A *responder* is any object with ``reply(text: str) -> str``. It may also have:
 - ``reset()``: called once before the conversation starts;
 - ``name``: the label its lines get (default "bot");
 - ``exit_words``: more inputs that end the conversation (ELIZA's script lists some);
-- ``farewell(text) -> str | None``: the last word when the user leaves (ELIZA's goodbye rule).
+- ``farewell(text) -> str | None``: the last word when the user leaves (ELIZA's goodbye rule);
+- ``pop_notes() -> list[str]``: remarks about the last input, shown in parentheses before the
+  reply (a trained char model says which characters of the input it had to drop).
 
 The conversation ends on "quit", "bye" or "exit" (case and trailing punctuation ignored), on
 one of the responder's ``exit_words``, on end of input (Ctrl-D) or on Ctrl-C. With
@@ -111,12 +113,16 @@ def run_chat(
                 if last:
                     say(last)
                 break
+            answer = None
             try:
                 answer = responder.reply(text)
             except AttnlabError as err:
                 output_fn(printable(f"({err})"))
-                continue
-            say(answer)
+            pop_notes = getattr(responder, "pop_notes", None)
+            for note in pop_notes() if callable(pop_notes) else ():
+                output_fn(printable(f"(note: {note})"))
+            if answer is not None:
+                say(answer)
     finally:
         if transcript is not None:
             write_transcript(transcript, turns, speaker)

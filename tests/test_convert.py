@@ -1,12 +1,19 @@
-"""Hugging Face GPT-2 interop and checkpoint-loading errors (issue 2)."""
+"""Hugging Face GPT-2 interop: model weights both ways, the run's tokenizer, refusals; checkpoint-loading errors."""
 
+import json
+import os
 import subprocess
 import sys
 
-import pytest
-import torch
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local: never reach for the network
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from attnlab.checkpoint import save_model
+from attnlab.cli import main
+from attnlab.data.tokenizers import SEQ2SEQ_SPECIALS, CharTokenizer, load_tokenizer
 from attnlab.errors import AttnlabError
 from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.models.registry import load_model
@@ -90,3 +97,116 @@ def test_model_class_load_refuses_another_kind_of_model(tmp_path):
     assert isinstance(GPT.load(tmp_path), GPT)
     with pytest.raises(AttnlabError, match="holds a 'gpt' model, not a LSTMLM"):
         LSTMLM.load(tmp_path)
+
+
+# ---- runs with their tokenizer -> transformers' AutoTokenizer and pipeline ----------------------------------------
+
+CORPUS = "Friends, Romans, countrymen, lend me your ears;\nI come to bury Caesar, not to praise him.\n" * 40
+PROMPT = "Friends, Romans, "
+
+
+def run_main(*args, capsys=None):
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    return exit_info.value.code
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A char and a bpe run of gpt-nano (GPT-2's architecture), a few dozen steps: enough for varied text."""
+    root = tmp_path_factory.mktemp("runs")
+    (root / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    runs = {}
+    for kind, extra in (("char", []), ("bpe", ["--tokenizer", "bpe", "--vocab-size", "300"])):
+        runs[kind] = root / kind
+        code = run_main("train", "gpt", "--data", str(root / "corpus.txt"), "--preset", "gpt-nano", "--steps", "40",
+                        "--batch-size", "8", "--set", "eval_every=40", "--set", "eval_iters=1", "--quiet",
+                        "--no-sample", "--out", str(runs[kind]), *extra)
+        assert code == 0
+    return runs
+
+
+def attnlab_greedy(run, prompt, n, capsys):
+    capsys.readouterr()
+    assert run_main("generate", str(run), "--prompt", prompt, "--max-new-tokens", str(n), "--temperature", "0") == 0
+    out = capsys.readouterr().out
+    assert out.endswith("\n")
+    return out[:-1]  # generate ends its sample with a newline of its own
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_converted_run_generates_in_a_transformers_pipeline_as_attnlab_does(trained, kind, tmp_path, capsys):
+    out = tmp_path / "hf"
+    assert run_main("convert", str(trained[kind]), str(out), "--to", "hf") == 0
+    assert f"{kind} tokenizer" in capsys.readouterr().out
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json"} <= {p.name for p in out.iterdir()}
+    ours = load_tokenizer(trained[kind])
+    hf_tok = transformers.AutoTokenizer.from_pretrained(out)
+    text = CORPUS[:300]
+    assert hf_tok(text)["input_ids"] == ours.encode(text)  # the same ids, not just the same text
+    assert hf_tok.decode(hf_tok(text)["input_ids"]) == text
+    assert hf_tok.decode(ours.encode(" ,;\n")) == " ,;\n"  # no spaces added, none cleaned away
+    generator = transformers.pipeline("text-generation", model=str(out), tokenizer=str(out))
+    new = 30
+    expected = attnlab_greedy(trained[kind], PROMPT, new, capsys)
+    got = generator(PROMPT, max_new_tokens=new, do_sample=False)[0]["generated_text"]
+    assert got == expected
+    assert len(set(got[len(PROMPT):])) > 2  # a trained model: not one character over and over
+
+
+def test_char_tokenizer_with_specials_round_trips_through_hugging_face():
+    from tokenizers import Tokenizer as HFTokenizer
+
+    from attnlab.data.hf_tokenizer import char_tokenizer_json, tokenizer_from_hf_json
+
+    ours = CharTokenizer.train("abc xyz.\n", specials=SEQ2SEQ_SPECIALS)
+    data = char_tokenizer_json(ours)
+    hf = HFTokenizer.from_str(json.dumps(data))
+    for text in ("abc xyz.\n", " . ", "a\u00e9b"):  # an unseen character is <unk> in both
+        ids = hf.encode(text).ids
+        assert ids == ours.encode(text)
+        assert hf.decode(ids, skip_special_tokens=False) == ours.decode(ids, skip_special=False)
+    plain = CharTokenizer.train("abc")
+    hf_plain = HFTokenizer.from_str(json.dumps(char_tokenizer_json(plain)))
+    assert hf_plain.encode("a\u00e9b").ids == plain.encode("a\u00e9b", unknown="skip")  # no <unk>: dropped
+    back = tokenizer_from_hf_json(data)
+    assert isinstance(back, CharTokenizer) and back.to_dict() == ours.to_dict()
+
+
+def test_hf_folder_of_a_char_run_converts_back_with_its_char_tokenizer(trained, tmp_path, capsys):
+    assert run_main("convert", str(trained["char"]), str(tmp_path / "hf"), "--to", "hf") == 0
+    assert run_main("convert", str(tmp_path / "hf"), str(tmp_path / "back"), "--to", "attnlab") == 0
+    assert "char tokenizer" in capsys.readouterr().out
+    assert load_tokenizer(tmp_path / "back").to_dict() == load_tokenizer(trained["char"]).to_dict()
+    assert attnlab_greedy(tmp_path / "back", PROMPT, 20, capsys) == attnlab_greedy(trained["char"], PROMPT, 20, capsys)
+
+
+def error_of(capsys, *args):
+    assert run_main(*args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("attnlab: error:") and err.count("attnlab: error:") == 1 and "Traceback" not in err
+    return err
+
+
+def test_refused_runs_say_why_and_what_converts(tmp_path, capsys):
+    from attnlab.models.recurrent import LSTMLM, LSTMLMConfig
+    from attnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    speedrun = {"n_layer": 4, "n_head": 4, "n_embd": 128, "context_length": 16, "pos": "rope", "qk_norm": True,
+                "mlp": "relu2"}
+    save_model(GPT(GPTConfig(vocab_size=20, **speedrun)), tmp_path / "speedrun")
+    err = error_of(capsys, "convert", str(tmp_path / "speedrun"), str(tmp_path / "o1"), "--to", "hf")
+    assert "rope" in err and "qk_norm" in err and "relu2" in err and "--preset gpt-micro" in err
+    save_model(GPT(GPTConfig(vocab_size=20, context_length=8, n_layer=1, n_head=2, n_embd=16, tie_weights=False,
+                             logit_softcap=15.0)), tmp_path / "capped")
+    err = error_of(capsys, "convert", str(tmp_path / "capped"), str(tmp_path / "o2"), "--to", "hf")
+    assert "logit_softcap" in err and "gpt-nano" in err
+    save_model(LSTMLM(LSTMLMConfig(vocab_size=20, n_embd=8, hidden_size=8)), tmp_path / "lstm")
+    err = error_of(capsys, "convert", str(tmp_path / "lstm"), str(tmp_path / "o3"), "--to", "hf")
+    assert "recurrent (LSTM)" in err and "attnlab train gpt --preset gpt-jc" in err
+    save_model(Seq2Seq(Seq2SeqConfig(src_vocab_size=10, tgt_vocab_size=10, n_embd=8, hidden_size=8)),
+               tmp_path / "bahdanau")
+    err = error_of(capsys, "convert", str(tmp_path / "bahdanau"), str(tmp_path / "o4"), "--to", "hf")
+    assert "translation run" in err and "attnlab translate" in err
+    assert not any(p.name.startswith(("o", ".o")) for p in tmp_path.iterdir())  # nothing left behind

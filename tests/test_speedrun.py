@@ -290,7 +290,7 @@ def test_speedrun_preset_training_settings_are_valid():
 
 
 def test_converting_a_rope_model_to_gpt2_is_refused():
-    from attnlab.models.hf_gpt2 import to_hf
+    from attnlab.inference.hf_gpt2 import to_hf
 
     model = GPT(GPTConfig(**{**PRESETS["gpt-speedrun"], "vocab_size": 65}))
     with pytest.raises(AttnlabError, match="rope"):

@@ -3,6 +3,10 @@
 Each user line is appended to the running text followed by a blank line, the model continues it,
 and its reply ends at the next blank line (or after ``max_new_tokens``). The conversation stays in
 the context, cropped from the left once it is longer than the model can see.
+
+A char model cannot read a character it never saw in training: the chat drops it (a typo never
+ends the conversation) and says so, naming the characters, through :meth:`pop_notes`, which the
+chat loop (:func:`attnlab.chat.run_chat`) shows after each reply.
 """
 
 from __future__ import annotations
@@ -18,11 +22,25 @@ class LanguageModelResponder:
         self.history = ""
         self.name = name
         self.greeting = f"(talking to {name}; it continues the conversation as text. 'quit' ends)"
+        self.notes: list[str] = []
 
     def reset(self) -> None:
         self.history = ""
+        self.notes = []
+
+    def pop_notes(self) -> list[str]:
+        """What the chat should tell the user about the last reply (then forgotten)."""
+        notes, self.notes = self.notes, []
+        return notes
 
     def reply(self, text: str) -> str:
+        dropped = unseen_characters(self.tokenizer, text.strip())
+        if dropped:
+            shown = ", ".join(repr(c) for c in dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10
+                                                                else "")
+            plural = "s" if len(dropped) != 1 else ""
+            self.notes.append(f"dropped {len(dropped)} character{plural} that this model never saw in training: "
+                              f"{shown}")
         self.history += text.strip() + "\n"
         answer = generate_text(self.model, self.tokenizer, self.history, self.config, stop=["\n\n"],
                                unknown="skip")
@@ -33,10 +51,16 @@ class LanguageModelResponder:
         return answer
 
 
+def unseen_characters(tokenizer, text: str) -> list[str]:
+    """The distinct characters of ``text`` that ``tokenizer`` cannot encode (sorted); none for a
+    byte-level BPE, which encodes anything."""
+    return [c for c in sorted(set(text)) if not tokenizer.encode(c, unknown="skip")]
+
+
 def load_responder(path: str | Path, *, temperature: float = 0.8, top_k: int | None = None,
                    max_new_tokens: int = 200, seed: int | None = None, device: str = "cpu") -> LanguageModelResponder:
-    from attnlab.runs import load_run
+    from attnlab.inference.text_runs import load_text_run
 
-    run = load_run(path, device=device)
+    run = load_text_run(path, "attnlab chat", device=device)
     config = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)
     return LanguageModelResponder(run.model, run.tokenizer, config, name=Path(path).name)

@@ -7,7 +7,11 @@ weights of a long text stay visible; the bar is labelled with the true weights. 
 mask hides (the future) are light grey, not "zero attention".
 
 The figure grows with the text: every token gets its own label while there is room (about 100
-tokens per panel on a 40-inch-wide figure); beyond that every k-th token is labelled.
+tokens per panel on a 40-inch-wide figure); beyond that every k-th token is labelled. Nothing is
+drawn over anything else or cut at the edges: the heading is wrapped to the figure's width, a short
+colour bar gets fewer ticks and a two-line label, and key labels are turned upright when they are
+single characters. An RNN encoder-decoder's alignment is one matrix, not a grid of layers and
+heads, so its panel is titled with what it is (``Bahdanau alignment``), not "layer 0 · head 0".
 
 :func:`plot_alignment` draws a single target-by-source alignment of a translation (Bahdanau's
 ``alpha_ij``, or a Transformer's cross-attention) on a plain grey scale.
@@ -34,6 +38,14 @@ DPI = 120
 CMAP = "viridis"
 MASKED_COLOR = "#e4e4e4"
 IMAGE_FORMATS = ("png", "svg", "pdf")
+MIN_WIDTH_INCHES = 5.5  # room for a readable heading above a single small panel
+MIN_HEIGHT_INCHES = 3.4  # room for a colour bar with its ticks beside a one-row panel
+HEADING_POINTS = 10.0
+BAR_TICKS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+SHORT_BAR_TICKS = (0.0, 0.05, 0.25, 0.5, 1.0)  # 0.01 and 0.1 crowd 0 and 0.05 on a short bar
+BAR_LABEL = "attention weight (colour: square-root scale)"
+# kinds of attention that are one matrix, not a stack of layers x heads (the RNN encoder-decoder's)
+SINGLE_MATRIX_PARTS = ("alignment",)
 
 
 @dataclass
@@ -96,8 +108,10 @@ def attention_figure(attention: ModelAttention, title: str | None = None) -> Att
     font, step = _label_layout(max(max_q, max_k), inches)
     longest = max(len(t) for m in attention.maps for t in m.queries + m.keys)
     label_inches = 0.6 + min(longest, 16) * font / 72 * 0.62  # room for tick labels and axis names
-    width = ncols * (max_k * inches + 0.25) + label_inches + 1.3
-    height = sum(len(m.queries) * inches + 0.45 for m, _ in rows) + label_inches + 0.9
+    width = max(MIN_WIDTH_INCHES, ncols * (max_k * inches + 0.25) + label_inches + 1.3)
+    heading = wrap_heading(title or _heading(attention), width, HEADING_POINTS)
+    height = sum(len(m.queries) * inches + 0.45 for m, _ in rows) + label_inches + 0.6
+    height = max(MIN_HEIGHT_INCHES, height + 0.18 * (heading.count("\n") + 1))
     single = len(rows) == 1 and ncols == 1
     fig = plt.figure(figsize=(width, height), layout="constrained")
     grid = fig.add_gridspec(len(rows), ncols, height_ratios=[len(m.queries) for m, _ in rows])
@@ -118,26 +132,35 @@ def attention_figure(attention: ModelAttention, title: str | None = None) -> Att
                 weights = np.where(np.tril(np.ones_like(weights, dtype=bool)), weights, np.nan)
             image = ax.imshow(weights, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
             layer, head = maps.layer_ids[li], maps.head_ids[hi]
-            name = f"{maps.name} · " if several_parts else ""
-            ax.set_title(f"{name}layer {layer} · head {head}", fontsize=max(font + 1, 7), pad=3)
+            ax.set_title(_panel_title(maps, layer, head, several_parts), fontsize=max(font + 1, 7), pad=4)
             _ticks(ax, maps, font, step, show_y=hi == 0, show_x=last_row_of_part)
             if hi == 0:
-                ax.set_ylabel(maps.query_axis, fontsize=max(font, 7))
+                ax.set_ylabel(maps.query_axis, fontsize=max(font, 7), labelpad=6)
             if last_row_of_part:
-                ax.set_xlabel(maps.key_axis, fontsize=max(font, 7))
+                ax.set_xlabel(maps.key_axis, fontsize=max(font, 7), labelpad=6)
             panels.append(Panel(maps.name, layer, head, ax))
-    bar = fig.colorbar(image, ax=[p.ax for p in panels], shrink=min(1.0, 6.0 / height) if not single else 0.8,
-                       aspect=30, pad=0.01)
-    bar.set_label("attention weight (colour: square-root scale)", fontsize=8)
-    bar.set_ticks([0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0])
+    shrink = min(1.0, 6.0 / height) if not single else 0.8
+    bar_inches = shrink * (height - label_inches - 0.6 - 0.18 * (heading.count("\n") + 1))
+    bar = fig.colorbar(image, ax=[p.ax for p in panels], shrink=shrink, aspect=30, pad=0.01)
+    short = bar_inches < 2.6
+    bar.set_label(BAR_LABEL.replace(" (", "\n(") if short else BAR_LABEL, fontsize=8)
+    bar.set_ticks(list(SHORT_BAR_TICKS if short else BAR_TICKS))
     bar.ax.tick_params(labelsize=7)
-    heading = title or _heading(attention)
-    fig.suptitle(heading, fontsize=10 if not single else 9)
+    fig.suptitle(heading, fontsize=HEADING_POINTS if not single else HEADING_POINTS - 1)
     return AttentionFigure(fig, panels, bar)
 
 
+def _panel_title(maps: AttentionMaps, layer: int, head: int, several_parts: bool) -> str:
+    """"layer 1 · head 2" (with the part's name when the figure has several), or what a
+    single-matrix map is ("Bahdanau alignment (target x source)")."""
+    if maps.name in SINGLE_MATRIX_PARTS and maps.n_layers == 1 and maps.n_heads == 1:
+        return maps.title
+    name = f"{maps.name} · " if several_parts else ""
+    return f"{name}layer {layer} · head {head}"
+
+
 def _ticks(ax: Any, maps: AttentionMaps, font: float, step: int, show_y: bool, show_x: bool) -> None:
-    ax.tick_params(length=0, pad=1)
+    ax.tick_params(length=0, pad=2)
     if show_y:
         rows = range(0, len(maps.queries), step)
         ax.set_yticks(list(rows), [maps.queries[i] for i in rows], fontsize=font)
@@ -145,9 +168,41 @@ def _ticks(ax: Any, maps: AttentionMaps, font: float, step: int, show_y: bool, s
         ax.set_yticks([])
     if show_x:
         cols = range(0, len(maps.keys), step)
-        ax.set_xticks(list(cols), [maps.keys[j] for j in cols], fontsize=font, rotation=90)
+        labels = [maps.keys[j] for j in cols]
+        upright = all(len(label) <= 1 for label in labels)  # single characters read best standing
+        ax.set_xticks(list(cols), labels, fontsize=font, rotation=0 if upright else 90)
     else:
         ax.set_xticks([])
+
+
+def wrap_heading(heading: str, width_inches: float, points: float) -> str:
+    """Each line of ``heading`` folded at spaces so that it fits ``width_inches`` at ``points``
+    (measured with matplotlib's own font metrics); a word too long for a line is cut."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    prop = FontProperties(size=points)
+    room = (width_inches - 0.3) * 72.0
+
+    def fits(text: str) -> bool:
+        return text_to_path.get_text_width_height_descent(text, prop, ismath=False)[0] <= room
+
+    lines: list[str] = []
+    for line in heading.split("\n"):
+        current = ""
+        for word in line.split(" "):
+            candidate = f"{current} {word}" if current else word
+            if fits(candidate) or not current:
+                current = candidate
+            else:
+                lines.append(current)
+                current = word
+            while not fits(current) and len(current) > 1:  # one word wider than the figure
+                cut = max(i for i in range(1, len(current) + 1) if fits(current[:i]) or i == 1)
+                lines.append(current[:cut])
+                current = current[cut:]
+        lines.append(current)
+    return "\n".join(lines)
 
 
 def _heading(attention: ModelAttention) -> str:

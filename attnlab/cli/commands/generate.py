@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.data.play_words import share_note
     from attnlab.errors import AttnlabError
     from attnlab.inference.sampling import SamplingConfig, generate_text
-    from attnlab.runs import load_run
+    from attnlab.inference.text_runs import load_text_run
 
-    loaded = load_run(args.run, device=args.device)
+    loaded = load_text_run(args.run, "attnlab generate", device=args.device)
     loaded.tokenizer.encode(args.prompt)  # unknown characters: a clear error before anything is printed
     stops = [s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop]
     if args.num_samples < 1:

@@ -13,12 +13,13 @@ GPT-2 stores its linear layers as ``Conv1D`` with weights laid out ``(in, out)``
 
 Neither direction imports ``transformers``: the files are read and written directly. Only the
 classic architecture has a GPT-2 equivalent; a model with RoPE, RMSNorm, QK-norm, another MLP, a
-soft-cap, post-norm or an ablation is refused with a message that says which option is in the way.
+soft-cap, post-norm or an ablation is refused with a message that says which option is in the way
+and names a preset that converts (:func:`gpt2_refusal`). The tokenizer is not the model's business:
+see :mod:`attnlab.data.hf_tokenizer`.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
@@ -26,7 +27,7 @@ import torch
 from attnlab.checkpoint import load_tensors, save_tensors
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json, write_json_atomic
-from attnlab.models.gpt import GPT, GPTConfig
+from attnlab.models.gpt import GPT, PRESETS, GPTConfig, preset_config
 
 _LAYER_MAP = {  # attnlab suffix -> (HF suffix, transposed)
     "norm1.weight": ("ln_1.weight", False), "norm1.bias": ("ln_1.bias", False),
@@ -54,13 +55,31 @@ def gpt2_incompatibilities(c: GPTConfig) -> list[str]:
     return problems
 
 
-def to_hf(model: GPT, directory: str | Path) -> None:
-    """Write ``model`` as a Hugging Face GPT-2 folder."""
-    c = model.config
+def convertible_presets() -> list[str]:
+    """The GPT presets whose architecture is GPT-2's (all but the speedrun's)."""
+    return [name for name in PRESETS if not gpt2_incompatibilities(preset_config(name))]
+
+
+def gpt2_refusal(c: GPTConfig) -> str | None:
+    """Why a model with config ``c`` cannot become a GPT-2 folder, and what converts; None if it can."""
     problems = gpt2_incompatibilities(c)
-    if problems:
-        raise AttnlabError("this model has no GPT-2 equivalent, so it cannot be converted to the Hugging Face "
-                           "GPT-2 format: " + "; ".join(problems))
+    if not problems:
+        return None
+    presets = convertible_presets()
+    shape = (c.n_layer, c.n_head, c.n_embd)
+    same = [n for n in presets if (lambda p: (p.n_layer, p.n_head, p.n_embd))(preset_config(n)) == shape]
+    hint = (f"train with --preset {same[0]} (the same size with GPT-2's architecture) to get one that converts"
+            if same else f"the presets that convert are {', '.join(presets)}")
+    return ("this model has no GPT-2 equivalent, so it cannot be converted to the Hugging Face GPT-2 format: "
+            + "; ".join(problems) + f". {hint[0].upper()}{hint[1:]}")
+
+
+def to_hf(model: GPT, directory: str | Path) -> None:
+    """Write ``model`` as a Hugging Face GPT-2 folder (``config.json`` + ``model.safetensors``)."""
+    c = model.config
+    refusal = gpt2_refusal(c)
+    if refusal:
+        raise AttnlabError(refusal)
     state = model.state_dict()
     out: dict[str, torch.Tensor] = {}
     for name, tensor in state.items():
@@ -141,16 +160,3 @@ def from_hf(directory: str | Path) -> GPT:
     except RuntimeError as err:
         raise AttnlabError(f"the weights in {directory} do not fit their config: {err}") from None
     return model.eval()
-
-
-def copy_tokenizer(src: Path, dst: Path) -> bool:
-    """Copy a Hugging Face-format ``tokenizer.json`` along (attnlab's BPE files are in that format)."""
-    file = src / "tokenizer.json"
-    if not file.is_file():
-        return False
-    data = read_json(file, what="tokenizer")
-    if not (isinstance(data, dict) and "model" in data):
-        return False
-    dst.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(file, dst / "tokenizer.json")
-    return True
