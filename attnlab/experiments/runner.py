@@ -31,7 +31,7 @@ from typing import Any
 
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json, write_json_atomic, write_text_atomic
-from attnlab.training.run_folder import LOCK_FILE, RunLock, clear_run, is_run_folder
+from attnlab.training.run_folder import LOCK_FILE, RunLock, clear_run, is_owned, is_run_folder
 
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
@@ -161,6 +161,8 @@ def prepare_folder(spec: RunSpec, run_dir: Path, fresh: bool) -> dict[str, Any] 
                                "move them away or choose another runs folder")
         clear_run(run_dir)
     if not (run_dir / SPEC_FILE).is_file():
+        if run_dir.is_dir() and all(is_owned(p.name) for p in run_dir.iterdir()):
+            clear_run(run_dir)  # killed before its spec was written: only attnlab's own files, start again
         if run_dir.is_dir() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
             raise AttnlabError(f"{run_dir} holds files that are not an experiment run; move them away or "
                                "choose another runs folder")
@@ -189,8 +191,8 @@ def train_locked(spec: RunSpec, run_dir: Path, *, progress: bool, description: s
                  fresh: bool) -> RunOutcome:
     """:func:`train_run` while this process holds the run folder's lock."""
     from attnlab.recipes import get_recipe
-    from attnlab.training.session import CONFIG_FILE, run_record, write_run_config
-    from attnlab.training.trainer import Trainer, run_is_resumable
+    from attnlab.training.session import open_run
+    from attnlab.training.trainer import run_is_resumable
 
     recorded = prepare_folder(spec, run_dir, fresh)
     resume = recorded is not None and run_is_resumable(run_dir)
@@ -205,20 +207,15 @@ def train_locked(spec: RunSpec, run_dir: Path, *, progress: bool, description: s
         steps = max(10, int(spec.budget_s / per_step))
     else:
         steps = None
-    setup, config = build_setup(spec, run_dir, resume, steps)
-    if recorded is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / SPEC_FILE, {"spec": spec.to_dict(), "steps": config.steps})
     recipe = get_recipe(spec.kind)
     options, run = spec_options(spec, recipe)
-    run.steps = config.steps
-    run_info = {**run_record(recipe, options, run, config, setup), "experiment": spec.to_dict()}
+    run.steps, run.resume, run.log = steps, resume, "none"
+    defaults = recipe.training_for(run.preset or recipe.default_preset)
+    _, config, trainer = open_run(recipe, options, run, run_dir, extra_train=plan_training(spec, steps, defaults),
+                                  run_info={"experiment": spec.to_dict()}, progress=progress,
+                                  description=description or spec.label)
     if recorded is None:
-        write_run_config(run_dir / CONFIG_FILE, recipe, options, run, config)
-    trainer = Trainer(setup.model, setup.objective, config, run_dir=run_dir, files=setup.files,
-                      run_info=run_info, progress=progress, description=description or spec.label)
-    if resume:
-        trainer.resume()
+        write_json_atomic(run_dir / SPEC_FILE, {"spec": spec.to_dict(), "steps": config.steps})
     model = trainer.raw_model
     parameters = model.parameter_count() if hasattr(model, "parameter_count") else sum(
         p.numel() for p in model.parameters())

@@ -293,9 +293,17 @@ def start_run(recipe: Any, options: dict[str, Any] | None = None, run: dict[str,
         lock.release()
 
 
-def _train(recipe: Any, options: Any, run: RunOptions, run_dir: Path, saved_config: dict[str, Any] | None,
-           callbacks: list | None, replayed: dict[str, Any] | None = None) -> tuple[TrainResult, Trainer]:
-    setup, config = build(recipe, options, run, run_dir, run.resume, saved_config=saved_config, replayed=replayed)
+def open_run(recipe: Any, options: Any, run: RunOptions, run_dir: Path, *, saved_config: dict[str, Any] | None = None,
+             replayed: dict[str, Any] | None = None, extra_train: dict[str, Any] | None = None,
+             callbacks: list | None = None, run_info: dict[str, Any] | None = None, progress: bool | None = None,
+             description: str | None = None) -> tuple[Any, TrainConfig, Trainer]:
+    """Build the run and its Trainer, started or resumed (``run.resume``): what every way of training shares.
+
+    A new run's folder is cleared of an older run (``--overwrite``) and gets its ``config.yaml``; the
+    trainer writes ``run.json`` (``run_info`` adds to it) with the first checkpoint.
+    """
+    setup, config = build(recipe, options, run, run_dir, run.resume, extra_train=extra_train,
+                          saved_config=saved_config, replayed=replayed)
     if not run.resume and is_rank_zero():
         if run.overwrite:
             kept = clear_run(run_dir)
@@ -303,13 +311,21 @@ def _train(recipe: Any, options: Any, run: RunOptions, run_dir: Path, saved_conf
                 print(f"attnlab: note: --overwrite replaced the run in {run_dir} and kept the files that are "
                       f"not attnlab's: {', '.join(kept)}", file=sys.stderr)
         write_run_config(run_dir / CONFIG_FILE, recipe, options, run, config)
-    record = run_record(recipe, options, run, config, setup)
+    record = {**run_record(recipe, options, run, config, setup), **(run_info or {})}
     loggers = make_loggers(parse_log(run.log), run_dir, sample=setup.eval_sample, config=record)
     trainer = Trainer(setup.model, setup.objective, config, run_dir=run_dir, files=setup.files,
                       run_info=record, callbacks=[*loggers, *(callbacks or [])],
-                      progress=not run.quiet, description=f"{recipe.name} {run_dir.name}")
+                      progress=not run.quiet if progress is None else progress,
+                      description=description or f"{recipe.name} {run_dir.name}")
     if run.resume:
         trainer.resume()
+    return setup, config, trainer
+
+
+def _train(recipe: Any, options: Any, run: RunOptions, run_dir: Path, saved_config: dict[str, Any] | None,
+           callbacks: list | None, replayed: dict[str, Any] | None = None) -> tuple[TrainResult, Trainer]:
+    setup, config, trainer = open_run(recipe, options, run, run_dir, saved_config=saved_config, replayed=replayed,
+                                      callbacks=callbacks)
     main = trainer.dist.is_main
     if main:
         model = setup.model
