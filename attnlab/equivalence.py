@@ -61,7 +61,7 @@ def copy_block(fast: Block, scratch: nn.Module) -> Block:
 
 
 def gpt_config_from_seed(cfg: dict) -> GPTConfig:
-    """The seed's ``cfg`` dict as a :class:`GPTConfig` (untied head, biases everywhere but the head)."""
+    """The attention overview's ``cfg`` dict as a :class:`GPTConfig` (untied head, biases everywhere but the head)."""
     return GPTConfig(vocab_size=cfg["vocab_size"], context_length=cfg["context_length"], n_layer=cfg["n_layers"],
                      n_head=cfg["n_heads"], n_embd=cfg["emb_dim"], dropout=cfg["drop_rate"], bias=True,
                      tie_weights=False)

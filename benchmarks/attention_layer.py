@@ -2,7 +2,7 @@
 
 Three implementations of the same computation (their outputs are checked equal first):
 
-- ``scratch``: ``attnlab.scratch.MultiHeadAttention``, the seed's class: separate Q/K/V matrices,
+- ``scratch``: ``attnlab.scratch.MultiHeadAttention``, the attention overview's class: separate Q/K/V matrices,
   the (T, T) score matrix built, masked, soft-maxed and kept for the backward pass: the baseline;
 - ``fast``: ``attnlab.layers.attention.MultiHeadAttention``: one fused QKV matrix and
   ``scaled_dot_product_attention(is_causal=True)`` (a flash-style kernel that never stores the

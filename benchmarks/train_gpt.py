@@ -1,10 +1,10 @@
-"""Training-step speed at nanoGPT's CPU recipe: attnlab's GPT against the seed's step-by-step GPT.
+"""Training-step speed at nanoGPT's CPU recipe: attnlab's GPT against the attention overview's step-by-step GPT.
 
 The recipe (nanoGPT's shakespeare_char on a CPU): 4 layers, 4 heads, width 128, context 64,
 batch 12, a 65-character vocabulary, dropout 0. One step = forward, cross-entropy, backward,
 gradient clipping at 1.0, AdamW. Three candidates run in turns in the same process:
 
-- ``scratch``: ``attnlab.scratch.GPTModel`` (the seed's classes: separate Q/K/V matrices, an
+- ``scratch``: ``attnlab.scratch.GPTModel`` (the attention overview's classes: separate Q/K/V matrices, an
   explicit (T, T) softmax, hand-written LayerNorm and GELU) in a plain loop: the baseline;
 - ``attnlab``: ``attnlab.models.GPT`` (fused QKV, ``scaled_dot_product_attention``) in the same loop;
 - ``trainer``: the same model through ``Trainer.train_step``, i.e. what ``attnlab train`` runs

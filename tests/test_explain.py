@@ -62,11 +62,11 @@ def test_default_self_attention_prints_the_seeds_context_vectors(capsys):
     assert code == 0, err
     lines = out.splitlines()
     for token, numbers in SEED_CONTEXT_ROWS:
-        # The table row of each token in the context-vector table carries the seed's four numbers.
+        # The table row of each token in the context-vector table carries the attention overview's four numbers.
         assert any(line.split()[:1] == [token] and all(n in line for n in numbers) for line in lines), token
     assert "0.1069" in out and "0.3140" in out and "0.3335" in out and "0.0662" in out and "0.1793" in out
-    assert "0.43 " in out and "0.89 " in out  # the seed's input matrix, two decimals as the seed has it
-    assert "softmax(8x)" in out and "0.8000" in out  # the seed's softmax-scaling example
+    assert "0.43 " in out and "0.89 " in out  # the attention overview's input matrix, two decimals as the seed has it
+    assert "softmax(8x)" in out and "0.8000" in out  # the attention overview's softmax-scaling example
 
 
 def test_json_self_attention_has_the_steps_and_the_seeds_matrices(capsys):
@@ -234,7 +234,7 @@ def test_the_help_calls_the_source_the_attention_overview(capsys):
     _, help_text, _ = run_cli(capsys, "--help")
     _, listing, _ = run_cli(capsys)
     for text in (help_text, listing, json.dumps(json_steps(capsys, "self-attention"))):
-        assert "attention overview" in text and "the seed's" not in text
+        assert "attention overview" in text and "the attention overview's" not in text
 
 
 def test_explain_and_the_browser_stay_out_of_the_command_line():
@@ -258,6 +258,6 @@ def test_free_text_may_follow_the_options(capsys):
     after = json_steps(capsys, "self-attention", "--seed", "3", "--format", "json", "the", "cat", "sat")
     assert after == before
     assert "Row 'the'" in json.dumps(before)
-    assert json_steps(capsys, "self-attention", "--seed", "3") != before  # the seed's own sentence
+    assert json_steps(capsys, "self-attention", "--seed", "3") != before  # the attention overview's own sentence
     code, _, err = run_cli(capsys, "self-attention", "--seed", "3", "--no-such-option")
     assert code == 2 and "unrecognized arguments: --no-such-option" in err

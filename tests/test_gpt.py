@@ -1,4 +1,4 @@
-"""The GPT model: equal to the seed's step-by-step GPTModel, pinned outputs, KV cache, sizes, save/load."""
+"""The GPT model: equal to the overview's step-by-step GPTModel, pinned outputs, KV cache, sizes, save/load."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ def tiny_gpt(seed: int = 1337, **overrides) -> GPT:
     return GPT(GPTConfig(**{**TINY, **overrides})).eval()
 
 
-# attnlab GPT name (inside block i) -> the seed's GPTModel name (inside trf_blocks.i)
+# attnlab GPT name (inside block i) -> the attention overview's GPTModel name (inside trf_blocks.i)
 BLOCK_NAMES = {"attn.proj": "att.out_proj", "mlp.fc": "ff.layers.0", "mlp.proj": "ff.layers.2"}
 NORM_NAMES = {"norm1": "norm1", "norm2": "norm2"}
 
 
 def scratch_copy(model: GPT) -> GPTModel:
-    """The seed's GPTModel carrying ``model``'s weights (the fused qkv split into W_query/W_key/W_value)."""
+    """The overview's GPTModel carrying ``model``'s weights (the fused qkv split into W_query/W_key/W_value)."""
     c = model.config
     cfg = {"vocab_size": c.vocab_size, "context_length": c.context_length, "emb_dim": c.n_embd,
            "n_heads": c.n_head, "n_layers": c.n_layer, "drop_rate": 0.0, "qkv_bias": True}

@@ -1,4 +1,4 @@
-"""attnlab.scratch: the seed's classes reproduce the seed's worked examples (NOTES.md) and do
+"""attnlab.scratch: the attention overview's classes reproduce its worked examples (NOTES.md) and do
 what their equations say."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from attnlab.scratch import (
     TransformerBlock,
 )
 
-# The seed's worked example, copied from NOTES.md ("The next day is bright", d_in = 8, d_out = 4).
+# The attention overview's worked example, copied from NOTES.md ("The next day is bright", d_in = 8, d_out = 4).
 SEED_INPUTS = torch.tensor(
     [
         [0.43, 0.15, 0.89, 0.17, 0.23, 0.19, 0.38, 0.44],
@@ -71,7 +71,7 @@ def tiny_cfg(**overrides) -> dict:
     return cfg
 
 
-# ---- the seed's worked examples -----------------------------------------------------------------
+# ---- the attention overview's worked examples -----------------------------------------------------------------
 
 
 def test_self_attention_v1_reproduces_the_seed_context_vectors():

@@ -1,4 +1,4 @@
-"""``attnlab ablate``: the seed's GPT ablation study, redone with a held-out validation split.
+"""``attnlab ablate``: the attention overview's GPT ablation study, redone with a held-out validation split.
 
 One base GPT (the ``gpt-jc`` preset: 4 layers, 4 heads, width 128, characters of Julius Caesar),
 then one family of variants per question, every run with the same steps, batches and seed:
@@ -10,7 +10,7 @@ then one family of variants per question, every run with the same steps, batches
   (``residual=False``), without the feed-forward (``ffn=False``)
 
 Variants that coincide (the base is 4 heads at 1e-3 with every part) are trained once. The
-validation loss is measured on the last 10% of the text, never trained on: the seed measured it
+validation loss is measured on the last 10% of the text, never trained on: the attention overview measured it
 on the training data, so its "validation" numbers rewarded memorisation.
 
 Outputs in ``out``: ``results.md`` (table of final validation losses), ``results.json`` and one

@@ -1,6 +1,6 @@
 """A Transformer block, every variant the project needs in one readable class.
 
-Pre-norm (GPT-2, the seed's block)::
+Pre-norm (GPT-2, the attention overview's block)::
 
     x = x + Dropout(Attention(Norm_1(x)))
     x = x + Dropout(FFN(Norm_2(x)))
@@ -11,7 +11,7 @@ Post-norm (Vaswani et al. 2017)::
     x = Norm_2(x + Dropout(FFN(x)))
 
 A decoder block of an encoder-decoder adds cross-attention over the encoder output between the
-two. The seed's ablations are switches: ``norm="none"``, ``residual=False`` (the sub-layer output
+two. The attention overview's ablations are switches: ``norm="none"``, ``residual=False`` (the sub-layer output
 replaces x instead of being added), ``ffn=False`` (no feed-forward sub-layer).
 """
 

@@ -2,7 +2,7 @@
 
 LayerNorm: ``y = (x - mean) / sqrt(var + eps) * gamma + beta`` (biased variance, eps 1e-5).
 RMSNorm:   ``y = x / sqrt(mean(x^2) + eps) * gamma`` (no centring, no shift).
-``none`` is the identity: the seed's ablation of a block without layer norm.
+``none`` is the identity: the attention overview's ablation of a block without layer norm.
 """
 
 from __future__ import annotations

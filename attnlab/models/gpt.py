@@ -6,7 +6,7 @@
     loss = cross_entropy(logits[:, :-1], tokens[:, 1:])
 
 The classic GPT-2 block is the default. Every other field is an option that changes one thing: the
-seed's ablations (``norm="none"``, ``residual=False``, ``ffn=False``) and the speedrun's ideas
+attention overview's ablations (``norm="none"``, ``residual=False``, ``ffn=False``) and the speedrun's ideas
 (``pos="rope"``, ``qk_norm``, ``mlp="relu2"|"swiglu"``, ``norm="rmsnorm"``, ``zero_init_proj``,
 ``logit_softcap``, untied head).
 """
@@ -47,8 +47,8 @@ class GPTConfig:
     tie_weights: bool = True
     norm_position: str = "pre"  # "pre" (GPT-2) | "post" (the 2017 paper)
     norm: str = "layernorm"  # "layernorm" | "rmsnorm" | "none" (ablation)
-    residual: bool = True  # False: the seed's "no shortcut connections" ablation
-    ffn: bool = True  # False: the seed's "no feed-forward" ablation
+    residual: bool = True  # False: the attention overview's "no shortcut connections" ablation
+    ffn: bool = True  # False: the attention overview's "no feed-forward" ablation
     pos: str = "learned"  # "learned" | "sinusoidal" | "rope"
     mlp: str = "gelu"  # "gelu" | "relu2" | "swiglu" | "relu"
     qk_norm: bool = False

@@ -4,7 +4,7 @@ A recurrent LM reads tokens one at a time; its state is the whole memory of the 
 
     x_t      = E[token_t]                                   (token embedding)
     h_t      = Cell(h_{t-1}, x_t)                           (Elman RNN, LSTM or GRU; n_layer stacked)
-    logits_t = V h_t + c                                    (y_t = softmax(V h_t + c), the seed's output)
+    logits_t = V h_t + c                                    (y_t = softmax(V h_t + c), the attention overview's output)
     loss     = cross_entropy(logits_t, token_{t+1})
 
 There is no context window: the state carries (a compressed version of) everything seen so far, so

@@ -1,4 +1,4 @@
-"""Self-attention built up step by step, exactly as the seed's companion notes build it.
+"""Self-attention built up step by step, exactly as the attention overview's companion notes build it.
 
 Five classes, each one idea more than the last:
 
@@ -54,7 +54,7 @@ class SelfAttention_v1(nn.Module):
     """Self-attention with trainable weight matrices held as plain parameters.
 
     ``W_query``, ``W_key`` and ``W_value`` are ``(d_in, d_out)`` matrices initialised with
-    ``torch.rand`` and created in that order (so ``torch.manual_seed(123)`` gives the seed's
+    ``torch.rand`` and created in that order (so ``torch.manual_seed(123)`` gives the attention overview's
     numbers)::
 
         Q = X W_query,  K = X W_key,  V = X W_value

@@ -1,4 +1,4 @@
-"""The rest of a GPT, as the seed's companion notes build it: layer norm, GELU, the
+"""The rest of a GPT, as the attention overview's companion notes build it: layer norm, GELU, the
 feed-forward network, the pre-norm Transformer block and the whole decoder-only model.
 
 ``cfg`` is the notes' plain dict, for example GPT-2 small::

@@ -5,7 +5,7 @@ cosine:       lr(s) = lr * s / W                                          for s 
 inverse_sqrt: lr(s) = lr * min(s / W, sqrt(W / s))   (Vaswani et al. 2017: the peak lr is reached at W)
 constant:     lr(s) = lr after the warm-up.
 
-The cosine floor ``min_lr`` must be below the peak ``lr``: the seed's experiment set it above, so
+The cosine floor ``min_lr`` must be below the peak ``lr``: the attention overview's experiment set it above, so
 its "decay" was a rise; attnlab refuses that configuration.
 """
 

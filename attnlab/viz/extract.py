@@ -150,7 +150,8 @@ def extract_attention(run: Any, text: str, target: str | None = None) -> ModelAt
         raise AttnlabError(f"{run.path} holds {NO_ATTENTION[model_type]}, which has no attention to draw; "
                            "use a gpt, bahdanau or transformer run")
     if model_type not in EXTRACTORS:
-        raise AttnlabError(f"attention pictures for {model_type!r} models are not available yet")
+        raise AttnlabError(f"{run.path} holds a {model_type!r} model; attention pictures are drawn for "
+                           f"{', '.join(sorted(EXTRACTORS))} runs")
     if target is not None and model_type not in TAKES_TARGET:
         raise AttnlabError(f"--target is for encoder-decoder (transformer) runs; a {model_type} model "
                            "only reads --text")

@@ -1,4 +1,4 @@
-"""``attnlab ablate``: the seed's GPT ablation study with a held-out validation split."""
+"""``attnlab ablate``: the attention overview's GPT ablation study with a held-out validation split."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ The switches are GPT config fields: attnlab train gpt --set norm=none | residual
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "ablate", help="the seed's GPT ablation study (layers, heads, learning rate, block parts)",
+        "ablate", help="the attention overview's GPT ablation study (layers, heads, learning rate, block parts)",
         description="Train GPT variants with the same steps and seed (layers 1/3/5/7, heads 1/2/4/8, "
                     "learning rate 1e-2/1e-3/1e-4, block without layer norm / residual / feed-forward), "
                     "measure each on held-out text, and write a table and one overlay loss plot per family. "

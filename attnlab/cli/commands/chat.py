@@ -115,10 +115,8 @@ def _trained(args: argparse.Namespace):
     for flag in ("--top-k", "--max-new-tokens"):
         if options[flag] is not None and options[flag] < 1:
             raise AttnlabError(f"{flag} must be 1 or more (got {options[flag]})")
-    try:
-        from attnlab.inference.chat import load_responder
-    except ImportError as err:
-        raise AttnlabError(f"chatting with a trained run is not available yet ({err})") from None
+    from attnlab.inference.chat import load_responder
+
     given = {key.lstrip("-").replace("-", "_"): value for key, value in options.items() if value is not None}
     return load_responder(args.target, seed=args.seed, **given)
 
