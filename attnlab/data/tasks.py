@@ -260,7 +260,6 @@ def encode_pairs(pairs: Sequence[Pair], src_tok: Any, tgt_tok: Any) -> dict[str,
     (True = a real token, False = padding), and ``src_lengths`` (B,). Padding uses each side's
     ``<pad>`` id; text the tokenizers do not know becomes ``<unk>``.
     """
-    import torch
 
     if not pairs:
         raise AttnlabError("encode_pairs needs at least one pair")
@@ -279,18 +278,9 @@ def encode_pairs(pairs: Sequence[Pair], src_tok: Any, tgt_tok: Any) -> dict[str,
     if any(not ids for ids in sources):
         raise AttnlabError("a source sentence encodes to no tokens; every source needs some text")
 
-    def padded(rows: list[list[int]], pad: int) -> tuple[Any, Any]:
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.bool)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = True
-        return ids, mask
-
-    src, src_mask = padded(sources, src_tok.pad_id)
-    tgt_in, tgt_mask = padded([[tgt_tok.bos_id, *t] for t in targets], tgt_tok.pad_id)
-    tgt_out, _ = padded([[*t, tgt_tok.eos_id] for t in targets], tgt_tok.pad_id)
+    src, src_mask = pad_rows(sources, src_tok.pad_id)
+    tgt_in, tgt_mask = pad_rows([[tgt_tok.bos_id, *t] for t in targets], tgt_tok.pad_id)
+    tgt_out, _ = pad_rows([[*t, tgt_tok.eos_id] for t in targets], tgt_tok.pad_id)
     return {
         "src": src,
         "src_mask": src_mask,
@@ -299,3 +289,16 @@ def encode_pairs(pairs: Sequence[Pair], src_tok: Any, tgt_tok: Any) -> dict[str,
         "tgt_out": tgt_out,
         "tgt_mask": tgt_mask,
     }
+
+
+def pad_rows(rows: list[list[int]], pad: int) -> tuple[Any, Any]:
+    """Id lists -> (ids (B, width) padded with ``pad``, mask (B, width): True at real tokens)."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = True
+    return ids, mask

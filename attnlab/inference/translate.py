@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
+from attnlab.data.tasks import pad_rows
 from attnlab.errors import AttnlabError
 from attnlab.inference.search import DecodeResult, decode
 
@@ -45,12 +45,7 @@ class Translator:
         for text, row in zip(texts, ids):
             if not row:
                 raise AttnlabError(f"nothing to translate in {text!r}: the source text is empty")
-        width = max(len(row) for row in ids)
-        src = torch.full((len(ids), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.bool)
-        for i, row in enumerate(ids):
-            src[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = True
+        src, mask = pad_rows(ids, pad)
         device = next(self.model.parameters()).device
         return src.to(device), mask.to(device), ids
 

@@ -44,9 +44,9 @@ class CorpusOptions:
 class Recipe:
     """The shared part of every recipe; a family subclasses it and defines :meth:`build`.
 
-    Class attributes a subclass sets: ``name`` (the KIND), ``help`` (one line), ``options_class``
-    (a dataclass of :func:`attnlab.options.option` fields), ``default_preset``, ``train_defaults``
-    (TrainConfig fields), ``preset_training`` (training settings a preset brings, by preset name),
+    Class attributes a subclass sets: ``_model_class`` and ``_presets``, ``name`` (the KIND), ``help``
+    (one line), ``options_class`` (a dataclass of :func:`attnlab.options.option` fields),
+    ``default_preset``, ``train_defaults`` (TrainConfig fields), ``preset_training`` (training settings a preset brings, by preset name),
     ``examples`` (command lines for ``--help``) and ``one_thread_on_cpu`` (tiny recurrent models run
     faster on one thread: the session uses one unless the user chose).
     """
@@ -59,14 +59,20 @@ class Recipe:
     preset_training: ClassVar[dict[str, dict[str, Any]]] = {}
     examples: tuple[str, ...] = ()
     one_thread_on_cpu: bool = False
+    _model_class: type | None = None  # set by the subclass (or its instances)
+    _presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @property
     def model_class(self) -> type:
-        raise NotImplementedError
+        """The model this kind trains (its ``config_class`` takes the presets and ``--set``)."""
+        if self._model_class is None:
+            raise NotImplementedError(f"recipe {self.name!r} names no model class")
+        return self._model_class
 
     @property
     def presets(self) -> dict[str, dict[str, Any]]:
-        raise NotImplementedError
+        """Model sizes by name: config fields."""
+        return self._presets
 
     def options(self, **values: Any) -> Any:
         """This kind's options from keyword arguments, each checked (unknown names refused)."""

@@ -79,14 +79,6 @@ class LanguageModelRecipe(Recipe):
         self.examples = examples
         self.one_thread_on_cpu = one_thread_on_cpu
 
-    @property
-    def model_class(self) -> type:
-        return self._model_class
-
-    @property
-    def presets(self) -> dict[str, dict[str, Any]]:
-        return self._presets
-
     def build(self, options: LMOptions, run_dir: Path, resume: bool, model_overrides: dict[str, Any],
               preset: str, seed: int) -> Setup:
         from attnlab.data.tokenizers import make_tokenizer

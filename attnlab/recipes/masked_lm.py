@@ -105,20 +105,13 @@ class EncoderRecipe(Recipe):
     name = "encoder"
     help = "an encoder-only (BERT-like) Transformer trained to fill in [MASK]ed words of a corpus"
     options_class = EncoderOptions
+    _model_class, _presets = EncoderLM, PRESETS
     default_preset = "small"
     tokenizer_file = TOKENIZER_FILE
     train_defaults = dict(steps=2000, batch_size=32, lr=5e-4, schedule="cosine", warmup_steps=100,
                           weight_decay=0.01, beta2=0.99, eval_every=250, eval_iters=10, ckpt_every=500)
     examples = ("attnlab train encoder",
                 'attnlab fill runs/encoder-julius-caesar "Friends, [MASK], countrymen"')
-
-    @property
-    def model_class(self) -> type:
-        return EncoderLM
-
-    @property
-    def presets(self) -> dict[str, dict[str, Any]]:
-        return PRESETS
 
     def build(self, options: Any, run_dir: Path, resume: bool, model_overrides: dict[str, Any],
               preset: str, seed: int) -> Setup:

@@ -167,14 +167,6 @@ class TranslationRecipe(Recipe):
         self.config_defaults = dict(config_defaults or {})
         self.one_thread_on_cpu, self.sample_pairs, self.examples = one_thread_on_cpu, sample_pairs, examples
 
-    @property
-    def model_class(self) -> type:
-        return self._model_class
-
-    @property
-    def presets(self) -> dict[str, dict[str, Any]]:
-        return self._presets
-
     def build(self, options: Any, run_dir: Path, resume: bool, model_overrides: dict[str, Any],
               preset: str, seed: int) -> Setup:
         from attnlab.checkpoint import rename_fields
