@@ -44,11 +44,12 @@ class CorpusOptions:
 class Recipe:
     """The shared part of every recipe; a family subclasses it and defines :meth:`build`.
 
-    Class attributes a subclass sets: ``_model_class`` and ``_presets``, ``name`` (the KIND), ``help``
-    (one line), ``options_class`` (a dataclass of :func:`attnlab.options.option` fields),
-    ``default_preset``, ``train_defaults`` (TrainConfig fields), ``preset_training`` (training settings a preset brings, by preset name),
-    ``examples`` (command lines for ``--help``) and ``one_thread_on_cpu`` (tiny recurrent models run
-    faster on one thread: the session uses one unless the user chose).
+    Class attributes a subclass sets: ``_model_class`` and ``_presets``; ``name`` (the KIND);
+    ``help`` (one line); ``options_class`` (a dataclass of :func:`attnlab.options.option` fields);
+    ``default_preset``; ``train_defaults`` (TrainConfig fields); ``preset_training`` (training
+    settings a preset brings, by preset name); ``examples`` (command lines for ``--help``); and
+    ``one_thread_on_cpu`` (tiny recurrent models run faster on one thread: the session uses one
+    unless the user chose).
     """
 
     name: str = ""
