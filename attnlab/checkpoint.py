@@ -17,6 +17,7 @@ from attnlab.errors import AttnlabError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+MAX_CONFIG_BYTES = 1 << 20  # a model config is a few hundred bytes
 
 
 def save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
@@ -97,9 +98,13 @@ def config_from_dict(config_class: type, values: dict[str, Any], where: str = "c
     if unknown:
         raise AttnlabError(f"{where}: unknown field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(names))}")
     try:
-        return config_class(**values)
+        config = config_class(**values)
     except TypeError as err:
         raise AttnlabError(f"{where}: {err}") from None
+    from attnlab.memory import check_planned
+
+    check_planned(config)  # while a run is being built (attnlab.memory.planned_training): will it fit?
+    return config
 
 
 def config_from_preset(config_class: type, presets: dict[str, dict[str, Any]], name: str, kind: str,
@@ -134,6 +139,7 @@ def save_model(model: Any, directory: str | Path, state: dict | None = None,
 def read_model_config(directory: str | Path) -> tuple[str, dict[str, Any]]:
     """Return ``(model_type, config dict)`` of a saved model directory, validating the layout."""
     directory = Path(directory)
+    check_file_size(directory / CONFIG_FILE, MAX_CONFIG_BYTES, "a model config")
     if not directory.is_dir():
         raise AttnlabError(f"{directory} is not a directory; expected a run or model folder")
     meta = fileio.read_json(directory / CONFIG_FILE, what="model config")
@@ -150,31 +156,95 @@ def read_model_config(directory: str | Path) -> tuple[str, dict[str, Any]]:
 def load_model_as(cls: type, directory: str | Path, map_location: str = "cpu") -> Any:
     """Rebuild a model of class ``cls`` saved by :func:`save_model`; refuses anything that is not exactly
     that layout, or a folder that holds another kind of model (``attnlab.models.registry.load_model``
-    finds the class from the folder)."""
+    finds the class from the folder).
+
+    Every value is checked before it is used: the config (absurd sizes, and whether the model fits in
+    memory: :mod:`attnlab.memory`) before the model is built, the weights file's header (names and
+    shapes) before its data is read, and the weights themselves (no NaN or infinity) before they are
+    loaded.
+    """
+    import math
+
+    from attnlab.devices import resolve_device
+    from attnlab.memory import check_load
+
     directory = Path(directory)
+    device = resolve_device(map_location)
     model_type, values = read_model_config(directory)
     if model_type != cls.model_type:
         raise AttnlabError(f"{directory} holds a {model_type!r} model, not a {cls.__name__}")
-    config = config_from_dict(cls.config_class, values, where=str(directory / CONFIG_FILE))
+    try:
+        config = config_from_dict(cls.config_class, values, where=str(directory / CONFIG_FILE))
+    except AttnlabError as err:  # a value the config refuses: say which file holds it
+        message = str(err)
+        raise AttnlabError(message if str(directory) in message else f"{directory / CONFIG_FILE}: {message}") from None
+    weights = directory / WEIGHTS_FILE
+    estimate = check_load(cls, config, f"the {model_type} model in {directory / CONFIG_FILE}", device, weights)
+    header = tensor_shapes(weights, what="model weights")
+    held = sum(math.prod(shape) for shape in header.values())
+    if held < estimate.parameters:  # refused before a model of the config's size is built
+        raise AttnlabError(f"{weights} holds {held:,} weights, fewer than the {estimate.parameters:,} parameters "
+                           f"of {directory / CONFIG_FILE}: the two files do not belong together")
     model = cls(config)
-    tensors = load_tensors(directory / WEIGHTS_FILE, what="model weights")
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
+    missing = sorted(set(expected) - set(header))
+    extra = sorted(set(header) - set(expected))
     if missing or extra:
         raise AttnlabError(
-            f"{directory / WEIGHTS_FILE} does not match its config: missing {missing[:5]}, unexpected {extra[:5]}"
+            f"{weights} does not match its config: missing {missing[:5]}, unexpected {extra[:5]}"
         )
-    for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
+    for name, shape in header.items():
+        if shape != tuple(expected[name].shape):
             raise AttnlabError(
-                f"{directory / WEIGHTS_FILE}: {name} has shape {tuple(tensor.shape)}, "
-                f"the config expects {tuple(expected[name].shape)}"
+                f"{weights}: {name} has shape {shape}, the config expects {tuple(expected[name].shape)}"
             )
+    tensors = load_tensors(weights, what="model weights")
+    check_finite(tensors, weights)
     model.load_state_dict(tensors, strict=True)
-    model.to(map_location)
+    model.to(device)
     model.eval()
     return model
+
+
+def tensor_shapes(path: str | Path, what: str = "weights file") -> dict[str, tuple[int, ...]]:
+    """``{name: shape}`` of a safetensors file, read from its header alone (no tensor data is read)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise AttnlabError(f"{what} not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise AttnlabError(
+            f"{what} {path} is not a readable safetensors file ({err}); it is truncated or corrupt"
+        ) from None
+
+
+def check_finite(tensors: dict, path: str | Path) -> None:
+    """Refuse weights that hold NaN or infinity (a diverged or damaged run), naming the first such tensor."""
+    import torch
+
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise AttnlabError(
+                f"{path}: tensor {name} holds {bad:,} non-finite value{'s' if bad != 1 else ''} (NaN or "
+                "infinity); these weights are damaged (or come from a run that diverged) and cannot be used"
+            )
+
+
+def check_file_size(path: str | Path, limit: int, what: str) -> None:
+    """Refuse a file far larger than ``what`` ever is, before it is read (it is not what it claims to be)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return  # unreadable: the reader says so
+    if size > limit:
+        raise AttnlabError(f"{path} is {size:,} bytes, far more than {what} ever is (at most {limit:,}); "
+                           "it is not an attnlab file")
 
 
 class Savable:

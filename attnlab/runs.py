@@ -33,18 +33,45 @@ class Run:
 
 
 def load_run(path: str | Path, device: str = "cpu") -> Run:
-    """Load a run (or model) folder; every ``*tokenizer.json`` in it is loaded by its stem."""
+    """Load a run (or model) folder; every ``*tokenizer.json`` in it is loaded by its stem.
+
+    The device is checked first, and every tokenizer against the model's vocabulary
+    (:func:`check_vocabularies`).
+    """
     from attnlab.data.tokenizers import load_tokenizer
+    from attnlab.devices import resolve_device
 
     path = Path(path)
+    device = resolve_device(device)
     if not path.is_dir():
         raise AttnlabError(f"{path} is not a run folder (no such directory); see 'attnlab runs'")
     if not (path / "config.json").is_file():
         raise AttnlabError(f"{path} is not a run folder: it has no config.json (train one with 'attnlab train')")
     model = load_model(path, map_location=device)
     tokenizers = {p.stem: load_tokenizer(p) for p in sorted(path.glob("*tokenizer.json"))}
+    check_vocabularies(model, tokenizers, path)
     run_json = read_json(path / "run.json", what="run description") if (path / "run.json").is_file() else {}
     return Run(path=path, model=model, tokenizers=tokenizers, run_json=run_json)
+
+
+# which config fields hold the vocabulary a tokenizer file feeds (by the file's stem)
+VOCABULARY_FIELDS = {"tokenizer": ("vocab_size", "src_vocab_size", "tgt_vocab_size"),
+                     "src_tokenizer": ("src_vocab_size",), "tgt_tokenizer": ("tgt_vocab_size",)}
+
+
+def check_vocabularies(model: Any, tokenizers: dict[str, Any], path: str | Path) -> None:
+    """Refuse a tokenizer with more ids than the model's vocabulary: its ids would index past the
+    embedding table (a tokenizer.json replaced by another run's, or a tampered config.json)."""
+    config = getattr(model, "config", None)
+    for stem, tokenizer in tokenizers.items():
+        for name in VOCABULARY_FIELDS.get(stem, ()):
+            size = getattr(config, name, None)
+            if isinstance(size, int) and tokenizer.vocab_size > size:
+                raise AttnlabError(
+                    f"{Path(path) / (stem + '.json')} has {tokenizer.vocab_size:,} token ids, but the model in "
+                    f"{Path(path) / 'config.json'} has {name}={size:,}: they do not belong together (was one of "
+                    "the files replaced?)"
+                )
 
 
 def summarize(path: Path) -> dict[str, Any] | None:

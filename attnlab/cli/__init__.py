@@ -13,6 +13,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import typing
 
 from attnlab.cli.help import Parser
 from attnlab.errors import AttnlabError
@@ -61,12 +62,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.print_help()
         sys.exit(0)
     try:
+        check_device_flag(args)
         result = args.func(args)
     except AttnlabError as err:
-        from attnlab.chat import printable
-
-        print(f"attnlab: error: {printable(err)}", file=sys.stderr)  # a path or text may hold escapes
-        sys.exit(2)
+        fail(str(err))
     except KeyboardInterrupt:
         print("\nattnlab: interrupted", file=sys.stderr)
         sys.exit(130)
@@ -74,4 +73,42 @@ def main(argv: list[str] | None = None) -> None:
         # `attnlab ... | head`: the reader went away; exit quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+    except OSError as err:  # the last resort for a file a command did not check: permission, full disk ...
+        fail(os_error_text(err))
+    except MemoryError:
+        fail("out of memory; use a smaller model, batch, context or input")
+    except RecursionError:  # json.loads on a hostile file: [[[[... thousands deep
+        fail("an input file is nested too deeply to read (a damaged or hostile JSON file?)")
+    except Exception as err:  # errors of libraries that are not OSError, when they are loaded at all
+        torch, safetensors = sys.modules.get("torch"), sys.modules.get("safetensors")
+        if torch is not None and isinstance(err, getattr(torch, "OutOfMemoryError", ())):
+            fail("the device ran out of memory; use a smaller model, batch or context (or --device cpu)")
+        if safetensors is not None and isinstance(err, getattr(safetensors, "SafetensorError", ())):
+            fail(f"a weights file could not be read or written ({err})")
+        raise
     sys.exit(int(result or 0))
+
+
+def fail(message: str) -> typing.NoReturn:
+    """Print one ``attnlab: error:`` line (control characters made visible) and exit with status 2."""
+    from attnlab.chat import printable
+
+    print(f"attnlab: error: {printable(message)}", file=sys.stderr)  # a path or text may hold escapes
+    sys.exit(2)
+
+
+def os_error_text(err: OSError) -> str:
+    """``strerror: filename`` (both names of a rename), the way a shell tool says it."""
+    text = err.strerror or str(err) or type(err).__name__
+    names = [os.fsdecode(name) for name in (err.filename, err.filename2) if name is not None]
+    return f"{text}: {' -> '.join(names)}" if names else text
+
+
+def check_device_flag(args: argparse.Namespace) -> None:
+    """A command's ``--device`` must name a device this machine has: one clear error before anything is
+    loaded (``auto`` becomes the device it picks). ``train`` checks its own flags."""
+    device = getattr(args, "device", None)
+    if isinstance(device, str):
+        from attnlab.devices import resolve_device
+
+        args.device = str(resolve_device(device))

@@ -36,6 +36,7 @@ SYMBOLS = string.ascii_lowercase
 SYMBOL_LENGTHS = (3, 12)  # per item; k items make a string of 3k..12k symbols
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 MAX_PAIRS = 2_000_000
+MAX_PAIR_CHARS = 1_000  # characters on each side of a pair in a TSV file (sentences, not documents)
 
 
 @dataclass
@@ -158,35 +159,61 @@ def _generate(spec: str, make, n_pairs: int, k: int, rng: random.Random) -> list
 
 
 def _read_tsv(path: Path) -> list[Pair]:
+    """The distinct pairs of a TSV file, read one line at a time.
+
+    Each side holds at most ``MAX_PAIR_CHARS`` characters and the file at most ``MAX_PAIRS`` distinct
+    pairs, so memory stays bounded however long the file is (repeated sources and blank lines cost
+    nothing); a longer line is refused before it is read whole.
+    """
+    line_limit = 2 * 4 * MAX_PAIR_CHARS + 16  # two sides of UTF-8 (at most 4 bytes a character), a tab, CR LF
+    pairs: dict[str, str] = {}  # first target wins for a repeated source
+    seen_text = False
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            number = 0
+            while raw := f.readline(line_limit + 1):
+                number += 1
+                if len(raw) > line_limit and not raw.endswith(b"\n"):
+                    raise AttnlabError(f"{path}, line {number}: longer than {line_limit:,} bytes; a pair holds at "
+                                       f"most {MAX_PAIR_CHARS:,} characters a side")
+                pair = _tsv_pair(path, number, raw)
+                if pair is None:
+                    continue
+                seen_text = True
+                if pair[0] not in pairs:
+                    if len(pairs) >= MAX_PAIRS:
+                        raise AttnlabError(f"{path} has more than {MAX_PAIRS:,} distinct pairs; use a part of it")
+                    pairs[pair[0]] = pair[1]
     except OSError as err:
         raise AttnlabError(f"cannot read {path}: {err.strerror or err}") from None
-    if not data.strip():
+    if not seen_text:
         raise AttnlabError(f"{path} is empty; write one 'source<TAB>target' pair per line")
-    pairs: list[Pair] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            line = raw.decode("utf-8").rstrip("\r")
-        except UnicodeDecodeError:
-            raise AttnlabError(f"{path}, line {number}: not valid UTF-8; save the file as UTF-8") from None
-        if number == 1:
-            line = line.removeprefix("\ufeff")
-        if not line.strip():
-            continue  # blank lines are allowed
-        if "\t" not in line:
-            raise AttnlabError(f"{path}, line {number}: no tab; write 'source<TAB>target' ({line[:60]!r})")
-        if line.count("\t") > 1:
-            raise AttnlabError(
-                f"{path}, line {number}: more than one tab; write exactly one 'source<TAB>target'"
-            )
-        source, target = (side.strip() for side in line.split("\t"))
-        if not source or not target:
-            side = "source" if not source else "target"
-            raise AttnlabError(f"{path}, line {number}: the {side} is empty")
-        pairs.append((source, target))
-    unique = dict(reversed(pairs))  # first target wins for a repeated source
-    return [(s, unique[s]) for s in dict.fromkeys(s for s, _ in pairs)]
+    return list(pairs.items())
+
+
+def _tsv_pair(path: Path, number: int, raw: bytes) -> Pair | None:
+    """One TSV line as (source, target); None for a blank line."""
+    try:
+        line = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise AttnlabError(f"{path}, line {number}: not valid UTF-8; save the file as UTF-8") from None
+    if number == 1:
+        line = line.removeprefix("\ufeff")
+    if not line.strip():
+        return None  # blank lines are allowed
+    if "\t" not in line:
+        raise AttnlabError(f"{path}, line {number}: no tab; write 'source<TAB>target' ({line[:60]!r})")
+    if line.count("\t") > 1:
+        raise AttnlabError(f"{path}, line {number}: more than one tab; write exactly one 'source<TAB>target'")
+    source, target = (side.strip() for side in line.split("\t"))
+    if not source or not target:
+        side = "source" if not source else "target"
+        raise AttnlabError(f"{path}, line {number}: the {side} is empty")
+    for side, text in (("source", source), ("target", target)):
+        if len(text) > MAX_PAIR_CHARS:
+            raise AttnlabError(f"{path}, line {number}: the {side} is {len(text):,} characters long; a "
+                               f"translation pair holds at most {MAX_PAIR_CHARS:,} characters a side")
+    return source, target
 
 
 # --------------------------------------------------------------------------- loading and splitting

@@ -51,6 +51,8 @@ __all__ = ["BOS", "DEFAULT_BPE_VOCAB", "EOS", "FORMAT_VERSION", "PAD", "SEQ2SEQ_
            "CharTokenizer", "Tokenizer", "WordTokenizer", "load_tokenizer", "make_tokenizer", "split_words",
            "tokenizer_from_dict"]
 
+MAX_TOKENIZER_BYTES = 256 << 20  # GPT-2's 50,257-token tokenizer.json is 1.4 MB
+
 
 class CharTokenizer(Tokenizer):
     """One id per character: specials first (if any), then the training text's characters, sorted."""
@@ -376,8 +378,16 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
         path = path / "tokenizer.json"
     if not path.is_file():
         raise AttnlabError(f"no tokenizer file at {path}; is this a run folder written by attnlab?")
+    size = path.stat().st_size
+    if size > MAX_TOKENIZER_BYTES:
+        raise AttnlabError(f"{path} is {size:,} bytes, far more than a tokenizer ever is (at most "
+                           f"{MAX_TOKENIZER_BYTES:,}); it is not an attnlab tokenizer")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise AttnlabError(f"{path} is not a valid tokenizer file (corrupt JSON: {err})") from None
+    except RecursionError:
+        raise AttnlabError(f"{path} is not a valid tokenizer file (JSON nested too deeply)") from None
+    except OSError as err:
+        raise AttnlabError(f"cannot read the tokenizer {path}: {err.strerror or err}") from None
     return tokenizer_from_dict(data, source=str(path))

@@ -89,6 +89,12 @@ class AblateConfig:
             if key not in fields:
                 raise AttnlabError(f"--set {key}: not a GPT model setting; choose among "
                                    f"{', '.join(sorted(fields))}")
+        from attnlab.checkpoint import config_from_preset
+        from attnlab.models.gpt import PRESETS
+        from attnlab.training.session import split_sets
+
+        model_part, _ = split_sets(dict(self.base), GPTConfig)  # every value checked now, not after some runs
+        config_from_preset(GPTConfig, PRESETS, self.preset, "GPT", model_part, vocab_size=256)
         self.out = Path(self.out)
         self.runs = (Path(self.runs) if self.runs is not None else self.out / "runs").absolute()
 

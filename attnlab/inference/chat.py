@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attnlab.inference.sampling import SamplingConfig, generate_text
+from attnlab.inference.sampling import MAX_PROMPT_CHARS, MAX_SEED, SamplingConfig, check_prompt, generate_text
 
 
 class LanguageModelResponder:
@@ -34,6 +34,7 @@ class LanguageModelResponder:
         return notes
 
     def reply(self, text: str) -> str:
+        check_prompt(text, "your message")  # too long or not UTF-8: said, and the conversation goes on
         dropped = unseen_characters(self.tokenizer, text.strip())
         if dropped:
             shown = ", ".join(repr(c) for c in dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10
@@ -41,13 +42,13 @@ class LanguageModelResponder:
             plural = "s" if len(dropped) != 1 else ""
             self.notes.append(f"dropped {len(dropped)} character{plural} that this model never saw in training: "
                               f"{shown}")
-        self.history += text.strip() + "\n"
+        self.history = (self.history + text.strip() + "\n")[-MAX_PROMPT_CHARS:]  # the model reads only the end
         answer = generate_text(self.model, self.tokenizer, self.history, self.config, stop=["\n\n"],
                                unknown="skip")
         answer = answer.strip("\n") or "..."
         self.history += answer + "\n\n"
-        if self.config.seed is not None:
-            self.config.seed += 1
+        if self.config.seed is not None:  # the next reply draws anew (wrapping round within torch's seed range)
+            self.config.seed = (self.config.seed + 1) % (MAX_SEED + 1)
         return answer
 
 
@@ -58,9 +59,11 @@ def unseen_characters(tokenizer, text: str) -> list[str]:
 
 
 def load_responder(path: str | Path, *, temperature: float = 0.8, top_k: int | None = None,
-                   max_new_tokens: int = 200, seed: int | None = None, device: str = "cpu") -> LanguageModelResponder:
+                   top_p: float | None = None, max_new_tokens: int = 200, seed: int | None = None,
+                   device: str = "cpu") -> LanguageModelResponder:
     from attnlab.inference.text_runs import load_text_run
 
+    config = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                            seed=seed)  # checked before the run is loaded
     run = load_text_run(path, "attnlab chat", device=device)
-    config = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)
     return LanguageModelResponder(run.model, run.tokenizer, config, name=Path(path).name)

@@ -104,7 +104,17 @@ def to_hf(model: GPT, directory: str | Path) -> None:
     })
 
 
-def config_from_hf(values: dict) -> GPTConfig:
+def config_from_hf(values: dict, where: str = "the Hugging Face config") -> GPTConfig:
+    """The :class:`GPTConfig` of a GPT-2 ``config.json``; every value checked (a wrong type is one clear error)."""
+    if not isinstance(values, dict):
+        raise AttnlabError(f"{where} is not a GPT-2 config (expected a JSON object, got {type(values).__name__})")
+    try:
+        return _config_from_hf(values)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise AttnlabError(f"{where} has a value of the wrong type ({err})") from None
+
+
+def _config_from_hf(values: dict) -> GPTConfig:
     if values.get("model_type") != "gpt2":
         raise AttnlabError(f"not a GPT-2 config (model_type={values.get('model_type')!r}); only GPT-2 converts")
     n_embd = values.get("n_embd", 768)
@@ -132,12 +142,20 @@ def from_hf(directory: str | Path) -> GPT:
     directory = Path(directory)
     if not directory.is_dir():
         raise AttnlabError(f"{directory} is not a folder")
-    config = config_from_hf(read_json(directory / "config.json", what="Hugging Face config"))
+    from attnlab.checkpoint import MAX_CONFIG_BYTES, check_file_size, check_finite
+    from attnlab.memory import check_load
+
+    check_file_size(directory / "config.json", MAX_CONFIG_BYTES, "a model config")
+    config = config_from_hf(read_json(directory / "config.json", what="Hugging Face config"),
+                            where=str(directory / "config.json"))
     if not (directory / "model.safetensors").is_file():
         hint = " (it has pytorch_model.bin: attnlab never unpickles; save it with safe_serialization=True)" if (
             directory / "pytorch_model.bin").is_file() else ""
         raise AttnlabError(f"{directory} has no model.safetensors{hint}")
+    check_load(GPT, config, f"the GPT-2 model in {directory / 'config.json'}",
+               weights_file=directory / "model.safetensors")
     hf = load_tensors(directory / "model.safetensors", what="Hugging Face weights")
+    check_finite(hf, directory / "model.safetensors")
     hf = {k.removeprefix("model."): v for k, v in hf.items()}
     if "transformer.wte.weight" not in hf and "wte.weight" in hf:  # a bare GPT2Model
         hf = {f"transformer.{k}": v for k, v in hf.items()}

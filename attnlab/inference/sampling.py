@@ -14,6 +14,7 @@ models with their carried hidden state. Sampling never asks what kind of model i
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,9 +24,24 @@ from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
 
+MAX_NEW_TOKENS = 1_000_000  # a longer request is a typo, not a plan
+MAX_PROMPT_CHARS = 1_000_000  # only the last context's worth of tokens is ever read
+MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
 
 @dataclass
 class SamplingConfig:
+    """How to sample; every value is checked here, so the command line and Python get the same errors
+    (each names its flag: ``--temperature`` ...)."""
+
     max_new_tokens: int = 500
     temperature: float = 0.8
     top_k: int | None = None
@@ -34,14 +50,40 @@ class SamplingConfig:
     use_cache: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 0:
-            raise AttnlabError("max_new_tokens must be >= 0")
-        if self.temperature < 0:
-            raise AttnlabError("temperature must be >= 0 (0 = greedy)")
-        if self.top_k is not None and self.top_k < 1:
-            raise AttnlabError("top_k must be >= 1")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise AttnlabError("top_p must be in (0, 1]")
+        n = self.max_new_tokens
+        if not _is_int(n) or not 0 <= n <= MAX_NEW_TOKENS:
+            raise AttnlabError(f"--max-new-tokens must be a whole number from 0 to {MAX_NEW_TOKENS:,}, got {n!r}")
+        t = self.temperature
+        if not _is_number(t) or not math.isfinite(t) or t < 0:
+            raise AttnlabError(f"--temperature must be a finite number >= 0 (0 = greedy), got {t!r}")
+        if self.top_k is not None and (not _is_int(self.top_k) or self.top_k < 1):
+            raise AttnlabError(f"--top-k must be a whole number >= 1, got {self.top_k!r}")
+        p = self.top_p
+        if p is not None and (not _is_number(p) or not math.isfinite(p) or not 0 < p <= 1):
+            raise AttnlabError(f"--top-p must be a number in (0, 1], got {p!r}")
+        check_seed(self.seed)
+
+
+def check_seed(seed: object, flag: str = "--seed") -> None:
+    """A sampling seed is None or a whole number from 0 to 2**63 - 1."""
+    if seed is not None and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):
+        raise AttnlabError(f"{flag} must be a whole number from 0 to 2**63 - 1, got {seed!r}")
+
+
+def check_prompt(text: object, flag: str = "--prompt") -> str:
+    """A prompt is text of at most ``MAX_PROMPT_CHARS`` characters that is valid Unicode (text taken from a
+    command line that was not UTF-8 holds lone surrogates, which no tokenizer or terminal accepts)."""
+    if not isinstance(text, str):
+        raise AttnlabError(f"{flag} must be text, got {type(text).__name__}")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise AttnlabError(f"{flag} is {len(text):,} characters long; the limit is {MAX_PROMPT_CHARS:,} "
+                           "(only the last context's worth of tokens is read anyway)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise AttnlabError(f"{flag} is not valid UTF-8 text (a stray byte at character {err.start}); "
+                           "pass UTF-8 text") from None
+    return text
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
@@ -121,7 +163,7 @@ def generate_text(model: nn.Module, tokenizer, prompt: str, config: SamplingConf
     ``unknown``: what a char tokenizer does with characters it never saw: "error" (a clear
     :class:`AttnlabError`) or "skip" (drop them; the chat loop does this).
     """
-    ids = tokenizer.encode(prompt, unknown=unknown)
+    ids = tokenizer.encode(check_prompt(prompt, "the prompt"), unknown=unknown)
     ids, dropped = crop_prompt(ids, model)
     if dropped:
         warnings.warn(f"the prompt is longer than the model's context: its first {dropped} tokens were dropped",

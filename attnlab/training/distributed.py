@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnlab import devices
 from attnlab.errors import AttnlabError
 
 DEBUG_ENV = "ATTNLAB_DIST_DEBUG"
@@ -52,20 +53,8 @@ class DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise AttnlabError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; "
-                               "use --device cpu")
-        return torch.device(name if ":" in name else f"cuda:{local_rank}")
-    if name == "mps":
-        if not torch.backends.mps.is_available():
-            raise AttnlabError("--device mps was asked for, but MPS is not available here")
-        return torch.device("mps")
-    if name != "cpu":
-        raise AttnlabError(f"unknown device {name!r}; use cpu, cuda, cuda:N, mps or auto")
-    return torch.device("cpu")
+    """``--device`` as a ``torch.device`` (see :func:`attnlab.devices.resolve_device`)."""
+    return devices.resolve_device(name, local_rank)
 
 
 def configure_cuda() -> None:

@@ -29,7 +29,8 @@ from typing import Any
 from attnlab.checkpoint import rename_fields
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json, write_text_atomic
-from attnlab.options import field_types, option, options_from, parse_text
+from attnlab.memory import planned_training
+from attnlab.options import check_value, field_types, option, options_from, parse_text
 from attnlab.training.loggers import make_loggers, parse_log
 from attnlab.training.run_folder import LOCK_FILE, RunLock, check_overwritable, clear_run
 from attnlab.training.trainer import TrainConfig, Trainer, TrainResult, run_is_resumable, seed_everything
@@ -239,7 +240,6 @@ def build(recipe: Any, options: Any, run: RunOptions, run_dir: Path, resume: boo
 
         torch.set_num_threads(1)
     seed_everything(run.seed)
-    setup = recipe.build(options, run_dir, resume, model_sets, preset, run.seed)
     if saved_config and resume:  # the run's own schedule; only what may change on resume is taken anew
         values = {**saved_config, "steps": run.steps or saved_config["steps"]}
         for key in ("device", "dtype", "max_time"):
@@ -247,8 +247,12 @@ def build(recipe: Any, options: Any, run: RunOptions, run_dir: Path, resume: boo
                 values[key] = getattr(run, key)
         values.update(compile=run.compile, fsdp=run.fsdp)
         names = {f.name for f in dataclasses.fields(TrainConfig)}
-        return setup, TrainConfig(**{k: v for k, v in values.items() if k in names})
-    return setup, merge_train_config(recipe, preset, run, train_sets, extra_train, replayed)
+        config = TrainConfig(**{k: v for k, v in values.items() if k in names})
+    else:
+        config = merge_train_config(recipe, preset, run, train_sets, extra_train, replayed)
+    with planned_training(recipe.model_class, config):  # the model's config is checked to fit before it is built
+        setup = recipe.build(options, run_dir, resume, model_sets, preset, run.seed)
+    return setup, config
 
 
 def run_record(recipe: Any, options: Any, run: RunOptions, config: TrainConfig, setup: Any) -> dict[str, Any]:
@@ -383,7 +387,7 @@ def read_run_config(path: str | Path, kind: str | None = None
         raise AttnlabError(f"--config {path} is larger than 1 MB; it is not an attnlab run configuration")
     try:
         record = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
         raise AttnlabError(f"--config {path} is not valid YAML: {err}") from None
     parts = ("options", "run", "train")
     if not isinstance(record, dict) or not all(isinstance(record.get(p, {}), dict) for p in parts):
@@ -396,7 +400,9 @@ def read_run_config(path: str | Path, kind: str | None = None
     unknown = sorted(set(record.get("train", {})) - names)
     if unknown:
         raise AttnlabError(f"--config {path}: unknown training field(s) {', '.join(unknown)}")
-    return dict(record.get("options", {})), run, dict(record.get("train", {}))
+    types = field_types(TrainConfig)  # each value of its field's type, as a flag's would be
+    train = {k: check_value(v, types[k], f"--config {path}: train.{k}") for k, v in record.get("train", {}).items()}
+    return dict(record.get("options", {})), run, train
 
 
 def kind_of_config(path: str | Path) -> str:
@@ -405,7 +411,7 @@ def kind_of_config(path: str | Path) -> str:
 
     try:
         record = yaml.safe_load(Path(path).read_text(encoding="utf-8")[:MAX_CONFIG_BYTES])
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
         raise AttnlabError(f"--config {path}: cannot read it ({err})") from None
     if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
         raise AttnlabError(f"--config {path} is not an attnlab run configuration (it names no kind)")

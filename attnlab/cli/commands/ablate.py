@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from attnlab.cli.commands.compare import add_plan_arguments
+from attnlab.cli.commands.compare import add_plan_arguments, check_plan_folders
 
 EPILOG = """families (--families, comma-separated; default all):
   layers   1, 3, 5, 7 layers
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.experiments.ablate import AblateConfig, run_ablate
     from attnlab.training.session import parse_sets
 
+    check_plan_folders(args)
     command = " ".join(["attnlab", *map(shlex.quote, sys.argv[1:])])
     values = dict(command=command, out=args.out, runs=args.runs, data=args.data, seed=args.seed,
                   fresh=args.fresh,

@@ -39,13 +39,13 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from attnlab.errors import AttnlabError
+    from attnlab.inference.sampling import check_prompt
+    from attnlab.outputs import check_output_file
 
-    out = Path(args.out)
+    out = check_output_file(args.out, "--out", (".png", ".svg", ".pdf", ".html", ".htm"),
+                            "end the name with .png (heat maps) or .html (viewer); .svg and .pdf work too")
     suffix = out.suffix.lower()
-    if suffix not in (".png", ".svg", ".pdf", ".html", ".htm"):
-        raise AttnlabError(f"--out {args.out}: end the name with .png (heat maps) or .html (viewer); "
-                           ".svg and .pdf work too")
+    check_prompt(args.text, "--text")
     from attnlab.runs import load_run
     from attnlab.viz.extract import extract_attention
 

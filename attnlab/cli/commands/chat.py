@@ -54,18 +54,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="trained run: sample among the K likeliest tokens",
     )
     parser.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        metavar="P",
+        help="trained run: sample among the likeliest tokens whose probabilities add up to P (nucleus sampling)",
+    )
+    parser.add_argument(
         "--max-new-tokens",
         type=int,
         default=None,
         metavar="N",
         help="trained run: the longest reply, in tokens",
     )
+    parser.add_argument("--device", default=None, help="trained run: cpu, cuda, cuda:N, mps or auto (default cpu)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from attnlab.chat import printable, run_chat
+    from attnlab.outputs import check_output_file
 
+    if args.transcript is not None:  # before the conversation, not after it
+        check_output_file(args.transcript, "--transcript", create_folders=True)
     if args.target.lower() == "eliza":
         responder, name = _eliza(args), "eliza"
     else:
@@ -116,8 +127,12 @@ def _trained(args: argparse.Namespace):
         if options[flag] is not None and options[flag] < 1:
             raise AttnlabError(f"{flag} must be 1 or more (got {options[flag]})")
     from attnlab.inference.chat import load_responder
+    from attnlab.inference.sampling import SamplingConfig
 
     given = {key.lstrip("-").replace("-", "_"): value for key, value in options.items() if value is not None}
+    SamplingConfig(seed=args.seed, **given)  # every sampling flag checked before the run is loaded
+    if args.device is not None:
+        given["device"] = args.device
     return load_responder(args.target, seed=args.seed, **given)
 
 
@@ -125,6 +140,7 @@ def _sampling_options(args: argparse.Namespace) -> dict[str, float | int | None]
     return {
         "--temperature": args.temperature,
         "--top-k": args.top_k,
+        "--top-p": args.top_p,
         "--max-new-tokens": args.max_new_tokens,
     }
 

@@ -61,9 +61,19 @@ def add_plan_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def check_plan_folders(args: argparse.Namespace) -> None:
+    """--out and --runs must be folders (or not exist yet): checked before hours of training, not after."""
+    from attnlab.outputs import check_output_folder
+
+    check_output_folder(args.out, "--out")
+    if args.runs is not None:
+        check_output_folder(args.runs, "--runs")
+
+
 def run(args: argparse.Namespace) -> int:
     from attnlab.experiments.compare import CompareConfig, run_compare
 
+    check_plan_folders(args)
     command = " ".join(["attnlab", *map(shlex.quote, sys.argv[1:])])
     values = dict(command=command, out=args.out, runs=args.runs, budget_min=args.budget, steps=args.steps,
                   data=args.data,

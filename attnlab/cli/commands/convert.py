@@ -27,8 +27,9 @@ def run(args: argparse.Namespace) -> int:
 
     from attnlab.errors import AttnlabError
     from attnlab.inference.hf_export import export_run, import_folder
+    from attnlab.outputs import check_output_folder
 
-    src, dst = Path(args.src), Path(args.dst)
+    src, dst = Path(args.src), check_output_folder(args.dst, "DST")
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise AttnlabError(f"{dst} exists and is not empty; choose a new destination")
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -105,8 +105,8 @@ def request_from(args: argparse.Namespace) -> ExplainRequest:
     """The :class:`ExplainRequest` that the parsed flags ask for (text and seed None when not given)."""
     from attnlab.errors import AttnlabError
 
-    if args.seed is not None and args.seed < 0:
-        raise AttnlabError(f"--seed must be 0 or more (got {args.seed})")
+    if args.seed is not None and not 0 <= args.seed <= 2**63 - 1:
+        raise AttnlabError(f"--seed must be 0 or more (and at most 2**63 - 1) (got {args.seed})")
     text = resolve_text(getattr(args, "text", None), getattr(args, "text_option", None))
     return ExplainRequest(text=text, seed=args.seed, format=args.format, out=args.out)
 

@@ -32,31 +32,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def sampling_config(args: argparse.Namespace, sample: int = 0):
+    """The :class:`SamplingConfig` of sample number ``sample`` (its seed is ``--seed + sample``); checks the flags."""
+    from attnlab.inference.sampling import SamplingConfig
+
+    return SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                          top_p=args.top_p, seed=None if args.seed is None else args.seed + sample,
+                          use_cache=not args.no_cache)
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
     import warnings
 
     from attnlab.data.play_words import share_note
     from attnlab.errors import AttnlabError
-    from attnlab.inference.sampling import SamplingConfig, generate_text
+    from attnlab.inference.sampling import MAX_SEED, check_prompt, check_seed, generate_text
     from attnlab.inference.text_runs import load_text_run
 
+    # every flag is checked before the model is loaded
+    if args.num_samples < 1:
+        raise AttnlabError("--num-samples must be >= 1")
+    check_seed(args.seed)
+    if args.seed is not None and args.seed + args.num_samples - 1 > MAX_SEED:
+        raise AttnlabError(f"--seed {args.seed} with {args.num_samples} samples goes past 2**63 - 1 (each "
+                           "sample takes the next seed); use a smaller seed")
+    sampling_config(args)
+    check_prompt(args.prompt)
+    for stop in args.stop:
+        check_prompt(stop, "--stop")
     loaded = load_text_run(args.run, "attnlab generate", device=args.device)
     loaded.tokenizer.encode(args.prompt)  # unknown characters: a clear error before anything is printed
     stops = [s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop]
-    if args.num_samples < 1:
-        raise AttnlabError("--num-samples must be >= 1")
     for i in range(args.num_samples):
-        config = SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                                top_p=args.top_p, seed=None if args.seed is None else args.seed + i,
-                                use_cache=not args.no_cache)
         if args.num_samples > 1:
             print(f"--- sample {i + 1} ---")
         sys.stdout.write(args.prompt)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            text = generate_text(loaded.model, loaded.tokenizer, args.prompt, config, stop=stops,
-                          on_text=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
+            text = generate_text(loaded.model, loaded.tokenizer, args.prompt, sampling_config(args, i), stop=stops,
+                                 on_text=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
         for w in caught:
             print(f"attnlab: warning: {w.message}", file=sys.stderr)
         sys.stdout.write("\n")

@@ -42,11 +42,10 @@ def run(args: argparse.Namespace) -> int:
 
     from attnlab.errors import AttnlabError
     from attnlab.io import read_metrics
+    from attnlab.outputs import check_output_file
     from attnlab.training.plots import plot_runs
 
-    out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise AttnlabError(f"--out {args.out}: end the name with .png, .svg or .pdf")
+    out = check_output_file(args.out, "--out", (".png", ".svg", ".pdf"), "end the name with .png, .svg or .pdf")
     curves = []
     for path, label in zip(args.runs, run_labels(args.runs, args.labels)):
         folder = Path(path)
