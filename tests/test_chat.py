@@ -283,16 +283,6 @@ def test_cli_chat_errors_exit_2_without_a_traceback(tmp_path):
     assert script_for_run.returncode == 2 and "--script is for" in script_for_run.stderr
 
 
-def test_cli_chat_with_a_run_when_the_responder_is_missing(tmp_path, monkeypatch, capsys):
-    from attnlab.cli import main
-
-    monkeypatch.setitem(sys.modules, "attnlab.inference.chat", None)  # makes the import fail
-    with pytest.raises(SystemExit) as exited:
-        main(["chat", str(tmp_path)])
-    assert exited.value.code == 2
-    assert "not available yet" in capsys.readouterr().err
-
-
 def test_cli_chat_passes_sampling_options_to_load_responder(tmp_path, monkeypatch, capsys):
     import types
 

@@ -97,8 +97,12 @@ def load_translator(run: Any) -> Translator:
         directory = Path(run)
         model_type, _ = read_model_config(directory)
         _require_translation_model(model_type, directory)
-        return Translator(load_model(directory), load_tokenizer(directory / SRC_TOKENIZER_FILE),
-                          load_tokenizer(directory / TGT_TOKENIZER_FILE))
+        from attnlab.runs import check_vocabularies
+
+        model = load_model(directory)
+        pair = {Path(name).stem: load_tokenizer(directory / name) for name in (SRC_TOKENIZER_FILE, TGT_TOKENIZER_FILE)}
+        check_vocabularies(model, pair, directory)
+        return Translator(model, *pair.values())
     model = getattr(run, "model", None)
     tokenizers = getattr(run, "tokenizers", None) or {}
     src_tok, tgt_tok = (tokenizers.get(Path(name).stem) for name in (SRC_TOKENIZER_FILE, TGT_TOKENIZER_FILE))
