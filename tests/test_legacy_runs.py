@@ -112,3 +112,30 @@ def test_old_runs_resume(kind, folder, tmp_path):
     assert after.config == before  # the same model, its config now written with the new names
     saved = json.loads((run / "config.json").read_text())["config"]
     assert "n_embd" in saved and not {"emb_dim", "d_model", "max_length", "attention_impl"} & set(saved)
+
+
+# ---- language-model runs written before the redesign (training/run.py, top-level trainer state, "bptt")
+GPT_RUN, LSTM_RUN = DATA / "legacy-gpt", DATA / "legacy-lstm"
+CORPUS = "friends romans countrymen lend me your ears\n" * 60  # what they were trained on, as corpus.txt
+LM_EXPECTED = {  # printed by the code before the redesign: greedy continuation of "friends", then the
+    GPT_RUN: ("friends" + "s" * 20, 2.867672),  # validation loss after resuming from step 4 to 6
+    LSTM_RUN: ("friendsn" + "m" * 19, 2.833868),
+}
+
+
+@pytest.mark.parametrize("folder", [GPT_RUN, LSTM_RUN], ids=["gpt", "lstm"])
+def test_an_lm_run_from_before_the_redesign_generates_resumes_and_converts(folder, tmp_path, monkeypatch, capsys):
+    run = tmp_path / folder.name
+    shutil.copytree(folder, run)
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    text, val_after_resume = LM_EXPECTED[folder]
+    assert cli("generate", run.name, "--prompt", "friends", "--max-new-tokens", "20", "--temperature", "0") == 0
+    assert capsys.readouterr().out.strip() == text
+    assert cli("train", "gpt" if folder == GPT_RUN else "lstm", "--resume", run.name, "--steps", "6", "--quiet",
+               "--no-sample") == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["val_loss"] for r in rows if "val_loss" in r][-1] == val_after_resume
+    if folder == GPT_RUN:
+        assert cli("convert", run.name, "hf-out", "--to", "hf") == 0
+        assert (tmp_path / "hf-out" / "model.safetensors").is_file()
