@@ -140,3 +140,22 @@ def test_tree_helpers_and_bad_arguments():
         greedy_decode(table_step(TRAP), empty_prefix(1), BOS, EOS, 0, batch_size=1)
     with pytest.raises(AttnlabError, match="record"):
         greedy_decode(table_step(TRAP), empty_prefix(1), BOS, EOS, 3, batch_size=1, record="nope")
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_a_decoder_never_writes_bos_or_pad(beam):
+    from attnlab.inference.search import decode
+    from attnlab.models.transformer import Transformer, TransformerConfig
+
+    torch.manual_seed(0)
+    config = TransformerConfig(src_vocab_size=8, tgt_vocab_size=8, n_embd=16, n_head=2, n_encoder_layers=1,
+                               n_decoder_layers=1, d_ff=32, tie_output=False, max_target_len=6)
+    model = Transformer(config)
+    with torch.no_grad():  # make <bos> and <pad> by far the most likely next tokens
+        model.out.weight.zero_()
+        model.out.weight[config.bos_id].fill_(5.0)
+        model.out.weight[config.pad_id].fill_(4.0)
+    src = torch.tensor([[3, 4, 5]])
+    result = decode(model, src, torch.ones_like(src, dtype=torch.bool), beam=beam)
+    tokens = result.tokens[0].tolist()
+    assert config.bos_id not in tokens and config.pad_id not in tokens

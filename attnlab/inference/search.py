@@ -202,6 +202,21 @@ def beam_search(step_fn: StepFn, init_state: State, bos_id: int, eos_id: int, ma
     )
 
 
+def never_emit(step_fn: StepFn, banned: list[int]) -> StepFn:
+    """``step_fn`` whose log-probabilities of ``banned`` ids (``<pad>``, ``<bos>``) are ``-inf``: a decoder
+    never writes a token that only marks the start or fills the batch."""
+    if not banned:
+        return step_fn
+
+    def step(tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        log_probs, state = step_fn(tokens, state)
+        log_probs = log_probs.clone()
+        log_probs[..., banned] = float("-inf")
+        return log_probs, state
+
+    return step
+
+
 @torch.no_grad()
 def decode(model: Any, src: Tensor, src_mask: Tensor, *, beam: int = 1, max_len: int | None = None,
            length_penalty: float = 1.0, **start_options: Any) -> DecodeResult:
@@ -220,11 +235,12 @@ def decode(model: Any, src: Tensor, src_mask: Tensor, *, beam: int = 1, max_len:
     record = "attn" if getattr(model, "attends", False) else None
     was_training = model.training
     model.eval()
+    step = never_emit(model.step, [i for i in (c.pad_id, c.bos_id) if i is not None and i != c.eos_id])
     try:
         state = model.start_decoding(src, src_mask.bool(), **start_options)
         if beam == 1:
-            return greedy_decode(model.step, state, c.bos_id, c.eos_id, max_len, src.shape[0], record=record)
-        return beam_search(model.step, state, c.bos_id, c.eos_id, max_len, beam, length_penalty,
+            return greedy_decode(step, state, c.bos_id, c.eos_id, max_len, src.shape[0], record=record)
+        return beam_search(step, state, c.bos_id, c.eos_id, max_len, beam, length_penalty,
                            batch_size=src.shape[0], record=record)
     finally:
         model.train(was_training)
