@@ -36,7 +36,7 @@ from attnlab.layers.attention import MultiHeadAttention as FastAttention
 from attnlab.scratch import MultiHeadAttention as ScratchAttention
 
 NAME = "attention_layer"
-TITLE = "Attention layer forward + backward: scratch vs fast vs torch.nn.MultiheadAttention (issue 10)"
+TITLE = "Attention layer forward + backward: scratch vs fast vs torch.nn.MultiheadAttention"
 COMMAND = "python benchmarks/attention_layer.py"
 IMPLEMENTATIONS = ("scratch", "fast", "torch")
 

@@ -28,7 +28,7 @@ from attnlab.inference.sampling import SamplingConfig, generate_ids
 from attnlab.models.gpt import GPT, PRESETS, GPTConfig
 
 NAME = "generate"
-TITLE = "Generation with and without the KV cache, 500 tokens, gpt-mini (issue 3)"
+TITLE = "Generation with and without the KV cache, 500 tokens, gpt-mini"
 COMMAND = "python benchmarks/generate.py"
 
 

@@ -29,7 +29,7 @@ from attnlab.training import mfu
 from attnlab.training.trainer import TrainConfig, Trainer
 
 NAME = "gpt_sizes"
-TITLE = "GPT training step at three sizes: tokens/s and MFU (issue 10)"
+TITLE = "GPT training step at three sizes: tokens/s and MFU"
 COMMAND = "python benchmarks/gpt_sizes.py"
 SIZES = {"nano": "gpt-nano", "mini": "gpt-mini", "10m": "gpt-10m", "gpt2": "gpt2"}
 TARGET_MFU_10M = 0.85

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# attnlab's GPU check (issue 10): one script, under 8 minutes on one CUDA GPU, results in $OUT.
+# attnlab's GPU check: one script, under 8 minutes on one CUDA GPU, results in $OUT.
 #
 # Needs a machine with PyTorch + CUDA already installed (and numpy, safetensors, tokenizers, tqdm,
 # rich, matplotlib, pyyaml); it installs nothing but attnlab itself (`pip install -e .`, without

@@ -29,7 +29,7 @@ from pathlib import Path
 from common import ROOT, describe, machine, report, table
 
 NAME = "scaling"
-TITLE = "Data-parallel scaling: 1 vs 2 processes under torchrun, CPU (issue 10)"
+TITLE = "Data-parallel scaling: 1 vs 2 processes under torchrun, CPU"
 COMMAND = "python benchmarks/scaling.py"
 CONFIGS = {  # name: (processes, threads per process, extra options)
     "1 process x all cores": (1, None, []),

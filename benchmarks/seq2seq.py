@@ -58,7 +58,7 @@ MODELS = {  # name -> (cell, attention)
     "bahdanau-rnn": ("rnn", "bahdanau"),
     "rnn-no-attention": ("rnn", "none"),
 }
-# the 2017 Transformer (issue 6), in its `small` preset (or --preset, if it names a Transformer preset),
+# the 2017 Transformer, in its `small` preset (or --preset, if it names a Transformer preset),
 # trained with its own recipe: a post-norm Transformer wants a gentler rate and a longer warm-up
 TRANSFORMER = "transformer"
 TRANSFORMER_TRAIN = dict(lr=2e-3, schedule="inverse_sqrt", beta2=0.98, grad_clip=1.0)

@@ -57,7 +57,7 @@ from attnlab.training.session import split_sets
 from attnlab.training.trainer import TrainConfig, Trainer
 
 NAME = "speedrun"
-TITLE = "Speedrun: time to the classic GPT's validation loss, option by option (issue 11)"
+TITLE = "Speedrun: time to the classic GPT's validation loss, option by option"
 COMMAND = "python benchmarks/speedrun.py"
 CORPUS_CHARS = 1_100_000
 MODEL = dict(n_layer=4, n_head=4, n_embd=128, context_length=64, dropout=0.0)

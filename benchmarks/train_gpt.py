@@ -35,7 +35,7 @@ from attnlab.training.optim import build_optimizer
 from attnlab.training.trainer import TrainConfig, Trainer
 
 NAME = "train_gpt"
-TITLE = "GPT training step at nanoGPT's CPU recipe (issue 3)"
+TITLE = "GPT training step at nanoGPT's CPU recipe"
 COMMAND = "python benchmarks/train_gpt.py"
 RECIPE = dict(n_layer=4, n_head=4, n_embd=128, context_length=64, vocab_size=65, batch=12)
 NANOGPT_TOKENS_PER_SEC = 11_300  # nanoGPT's own code, this recipe, the 2-core machine of issue 3

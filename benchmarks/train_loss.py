@@ -28,7 +28,7 @@ from common import ROOT, machine, report, table
 from attnlab.data.corpora import load_corpus
 
 NAME = "train_loss"
-TITLE = "Validation loss after 2,000 steps at nanoGPT's CPU recipe (issue 3)"
+TITLE = "Validation loss after 2,000 steps at nanoGPT's CPU recipe"
 COMMAND = "python benchmarks/train_loss.py"
 CHARACTERS = 1_100_000
 NANOGPT_VAL_LOSS = 1.95

@@ -85,7 +85,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpt-10m": dict(n_layer=6, n_head=6, n_embd=384, context_length=256),
     "gpt2": dict(n_layer=12, n_head=12, n_embd=768, context_length=1024, vocab_size=50257),
     "gpt2-medium": dict(n_layer=24, n_head=16, n_embd=1024, context_length=1024, vocab_size=50257),
-    # gpt-micro's shape with the speedrun's ideas that pay on a CPU (benchmarks/speedrun.py, issue 11):
+    # gpt-micro's shape with the speedrun's ideas that pay on a CPU (benchmarks/speedrun.py):
     # rotary positions, QK-norm and ReLU^2; its recipe trains it with Muon (attnlab.recipes.lm)
     "gpt-speedrun": dict(n_layer=4, n_head=4, n_embd=128, context_length=64, pos="rope", qk_norm=True,
                          mlp="relu2"),
