@@ -95,8 +95,8 @@ def measure(plays: list[str], recipes: dict[str, list[str]], threads: int | None
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for play in plays:
-            for name, flags in recipes.items():
-                out = Path(tmp) / f"{play}-{len(results)}"
+            for number, (name, flags) in enumerate(recipes.items()):
+                out = Path(tmp) / f"{play}-{number}"
                 row = train(play, flags, out, threads)
                 if samples:
                     row["word_share"] = round(readable_share(out), 4)

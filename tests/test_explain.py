@@ -234,7 +234,7 @@ def test_the_help_calls_the_source_the_attention_overview(capsys):
     _, help_text, _ = run_cli(capsys, "--help")
     _, listing, _ = run_cli(capsys)
     for text in (help_text, listing, json.dumps(json_steps(capsys, "self-attention"))):
-        assert "attention overview" in text and "the attention overview's" not in text
+        assert "attention overview" in text and "the seed's" not in text
 
 
 def test_explain_and_the_browser_stay_out_of_the_command_line():
