@@ -117,6 +117,16 @@ class RunHandle(Run):
         out = translator.translate([texts] if isinstance(texts, str) else list(texts), beam=beam)
         return out[0] if isinstance(texts, str) else out
 
+    def evaluate(self, split: str = "test", beam: int = 1, limit: int | None = None) -> dict[str, float]:
+        """Exact match, character error rate and BLEU on the run's own task split (translation runs)."""
+        from attnlab.evaluation import translation_metrics
+        from attnlab.recipes.translation import load_run_task
+
+        translator = self._translator()
+        pairs = load_run_task(self.run_json).split(split)[:limit]
+        hyps = translator.translate([s for s, _ in pairs], beam=beam)
+        return translation_metrics(hyps, [t for _, t in pairs])
+
     def _translator(self) -> Any:
         from attnlab.inference.translate import load_translator
 

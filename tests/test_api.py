@@ -70,3 +70,13 @@ def test_the_readme_python_section_runs_as_written(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
     assert (tmp_path / "runs" / "python-quick" / "model.safetensors").is_file()
+
+
+def test_a_translation_run_translates_and_evaluates_from_python(tmp_path):
+    run = attnlab.train("bahdanau", task="copy", n_pairs=200, preset="tiny", steps=4, batch_size=8,
+                        out=str(tmp_path / "copy"), quiet=True, no_sample=True, set={"eval_every": 4, "eval_iters": 1})
+    assert isinstance(run.translate("abc"), str) and len(run.translate(["ab", "cd"])) == 2
+    metrics = run.evaluate(limit=10)
+    assert {"exact_match", "cer", "bleu"} <= set(metrics) and 0.0 <= metrics["exact_match"] <= 1.0
+    with pytest.raises(attnlab.AttnlabError, match="translate"):
+        run.generate("abc")

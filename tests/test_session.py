@@ -91,3 +91,14 @@ def test_config_file_errors(tmp_path, capsys):
     bad.write_text("kind: lstm\n")
     assert cli("train", "gpt", "--config", str(bad)) == 2
     assert "describes a 'lstm' run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind,steps,batch", [("gpt", 2000, 16), ("lstm", 2000, 16), ("transformer", 3000, 64)])
+def test_help_shows_the_kinds_real_defaults_presets_and_examples(kind, steps, batch, capsys):
+    assert cli("train", kind, "--help") == 0
+    text = capsys.readouterr().out
+    assert f"optimizer steps (default: {steps})" in text.replace("\n", " ").replace("  ", " ") or \
+        f"(default: {steps})" in text
+    assert f"(default: {batch})" in text.replace("\n", " ")
+    assert "parameters;" in text and "(default)" in text and "examples:" in text
+    assert "the seed" not in text and "issue" not in text
