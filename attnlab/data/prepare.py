@@ -52,8 +52,9 @@ BPE_CHUNK_CHARS = 1 << 17  # characters per chunk handed to the BPE batch encode
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
-                file=sys.stderr, dynamic_ncols=True, leave=False, smoothing=0.1)
+    # disable=None: no bar when stderr is not a terminal (logs, CI)
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                disable=None if enabled else True, dynamic_ncols=True, leave=False, smoothing=0.1)
 
 
 def _replaceable(folder: Path) -> bool:

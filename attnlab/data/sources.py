@@ -94,10 +94,11 @@ def _utf8_boundary(block: bytes) -> int:
     return end
 
 
-def stream_text_file(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[str, int]]:
+def stream_text_file(path: Path, block_bytes: int | None = None) -> Iterator[tuple[str, int]]:
     """Yield ``(text, bytes read so far)`` for a UTF-8 file, as :func:`load_corpus` decodes it: the
     byte-order mark dropped, ``\\r\\n`` and ``\\r`` made ``\\n``; NUL bytes or bad UTF-8 raise
     :class:`AttnlabError` naming the file, the byte offset and the line."""
+    block_bytes = block_bytes or BLOCK_BYTES
     carry, offset, lines, first = b"", 0, 0, True
     try:
         handle = path.open("rb")
