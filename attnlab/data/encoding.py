@@ -42,18 +42,44 @@ class CharEncoder:
         self.table[codes] = np.arange(len(chars)) + offset
         self.known = np.zeros(self.size, dtype=bool)
         self.known[codes] = True
-        self.ascii_known = bool(self.known[:128].all())
         self.kind = tokenizer.kind
+        # The fast way works on UTF-8 bytes: bytes.translate maps every ASCII byte to its id (ASCII
+        # characters sort first, so their ids fit a byte unless there are 128+ special tokens); the
+        # few multi-byte characters are decoded with NumPy and their continuation bytes dropped.
+        ascii_ids = np.where(self.known[:128], self.table[:128].astype(np.int64), 0)
+        self.byte_table = bytes(ascii_ids.tolist() + [0] * 128) if ascii_ids.max() < 256 else None
+        self.unknown_ascii = bytes((~self.known[:128]).astype(np.uint8).tolist() + [0] * 128)
+        self.ascii_known = bool(self.known[:128].all())
 
     def __call__(self, text: str) -> np.ndarray:
-        if text.isascii():
-            codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-            if self.ascii_known:
-                return self.table.take(codes)
-        else:
-            codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            if len(codes) and int(codes.max()) >= self.size:
-                self._unknown(codes[codes >= self.size])
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates (JSON can hold them): the plain way
+            data = None
+        if data is None or self.byte_table is None or (
+                not self.ascii_known and b"\x01" in data.translate(self.unknown_ascii)):
+            return self._by_codepoint(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
+        ids = np.frombuffer(data.translate(self.byte_table), dtype=np.uint8)
+        if len(data) == len(text):  # all ASCII
+            return ids if self.dtype == np.uint8 else ids.astype(self.dtype)
+        raw = np.frombuffer(data, dtype=np.uint8)
+        high = np.flatnonzero(raw >= 0x80)
+        is_lead = raw[high] >= 0xC0
+        leads = high[is_lead]
+        last = len(raw) - 1
+        b0 = raw[leads].astype(np.int64)
+        b1, b2, b3 = (raw[np.minimum(leads + k, last)].astype(np.int64) & 0x3F for k in (1, 2, 3))
+        codes = np.where(b0 >= 0xF0, ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3,
+                         np.where(b0 >= 0xE0, ((b0 & 0x0F) << 12) | (b1 << 6) | b2, ((b0 & 0x1F) << 6) | b1))
+        out = ids.astype(self.dtype)
+        out[leads] = self._by_codepoint(codes)
+        keep = np.ones(len(raw), dtype=bool)
+        keep[high[~is_lead]] = False
+        return out[keep]
+
+    def _by_codepoint(self, codes: np.ndarray) -> np.ndarray:
+        if len(codes) and int(codes.max()) >= self.size:
+            self._unknown(codes[codes >= self.size])
         known = self.known.take(codes)
         if not known.all():
             self._unknown(codes[~known])

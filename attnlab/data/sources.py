@@ -94,12 +94,24 @@ def _utf8_boundary(block: bytes) -> int:
     return end
 
 
+def _line_of(path: Path, offset: int) -> int:
+    """The 1-based line of byte ``offset`` (read again only to word an error)."""
+    lines, done = 1, 0
+    with path.open("rb") as handle:
+        while done < offset:
+            block = handle.read(min(BLOCK_BYTES, offset - done))
+            if not block:
+                break
+            lines, done = lines + block.count(b"\n"), done + len(block)
+    return lines
+
+
 def stream_text_file(path: Path, block_bytes: int | None = None) -> Iterator[tuple[str, int]]:
     """Yield ``(text, bytes read so far)`` for a UTF-8 file, as :func:`load_corpus` decodes it: the
     byte-order mark dropped, ``\\r\\n`` and ``\\r`` made ``\\n``; NUL bytes or bad UTF-8 raise
     :class:`AttnlabError` naming the file, the byte offset and the line."""
     block_bytes = block_bytes or BLOCK_BYTES
-    carry, offset, lines, first = b"", 0, 0, True
+    carry, offset, first = b"", 0, True
     try:
         handle = path.open("rb")
     except OSError as err:
@@ -125,13 +137,12 @@ def stream_text_file(path: Path, block_bytes: int | None = None) -> Iterator[tup
             try:
                 text = part.decode("utf-8")
             except UnicodeDecodeError as err:
-                line = lines + part[: err.start].count(b"\n") + 1
+                line = _line_of(path, offset + err.start)
                 raise AttnlabError(
                     f"{path} is not valid UTF-8 text (bad byte at offset {offset + err.start}, line {line}); "
                     "convert it to UTF-8 (e.g. 'iconv -f latin1 -t utf-8') or give another file"
                 ) from None
             offset += len(part)
-            lines += part.count(b"\n")
             if first and text:
                 text, first = text.removeprefix("\ufeff"), False
             if "\r" in text:

@@ -104,12 +104,13 @@ def scan(pieces: Iterable[Piece], sample_chars: int, charset: bool = True, seed:
     for piece in pieces:
         text = piece.text
         result.documents = max(result.documents, piece.doc + 1)
-        while text:
+        at = 0
+        while at < len(text):
             if not docs or docs[-1] != piece.doc:  # where each document starts within the group
                 offsets.append(filled)
                 docs.append(piece.doc)
-            room = SAMPLE_GROUP_CHARS - filled
-            part, text = text[:room], text[room:]
+            part = text[at: at + SAMPLE_GROUP_CHARS - filled] if at or len(text) > SAMPLE_GROUP_CHARS - filled else text
+            at += len(part)
             parts.append(part)
             filled += len(part)
             result.chars += len(part)
