@@ -142,10 +142,13 @@ class TableSource(Source):
                     yield batch.column(0).to_pylist(), size * done // rows
             else:
                 _, (reader, mapped) = self._open()
-                batches = ((reader.get_batch(i) for i in range(reader.num_record_batches))
-                           if hasattr(reader, "num_record_batches") else reader)
-                for batch in batches:
-                    yield batch.column(batch.schema.get_field_index(self.column)).to_pylist(), mapped.tell()
+                if hasattr(reader, "num_record_batches"):  # an IPC file: batches by index
+                    count = max(1, reader.num_record_batches)
+                    batches = ((reader.get_batch(i), size * (i + 1) // count) for i in range(count))
+                else:  # an IPC stream: read in order
+                    batches = ((batch, mapped.tell()) for batch in reader)
+                for batch, done in batches:
+                    yield batch.column(batch.schema.get_field_index(self.column)).to_pylist(), done
         except pa.ArrowException as err:
             message = str(err).strip()
             if "straddl" in message:
