@@ -358,6 +358,9 @@ def test_bad_text_and_settings_are_refused_with_one_line(tmp_path, capsys):
                                        "--out", str(tmp_path / "o"))
     assert "at least 257" in cli_error(capsys, "prepare", "julius-caesar", "--tokenizer", "bpe",
                                        "--vocab-size", "100", "--out", str(tmp_path / "o"))
+    prepare("julius-caesar", tmp_path / "done", "char", progress=False)
+    assert "is a prepared folder already" in cli_error(capsys, "prepare", str(tmp_path / "done"), "--out",
+                                                       str(tmp_path / "o"))
     (tmp_path / "mine").mkdir()
     write(tmp_path / "mine" / "keep.txt", "user data")
     assert "not a prepared folder" in cli_error(capsys, "prepare", "julius-caesar", "--overwrite",

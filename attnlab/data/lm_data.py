@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attnlab.data.corpora import check_val_fraction
 from attnlab.data.shards import FORMAT_VERSION, TokenShards, is_prepared, open_prepared
 from attnlab.errors import AttnlabError
 
@@ -133,6 +134,8 @@ def load_lm_data(
     :func:`attnlab.data.prepare.prepare` (e.g. ``bpe_sample_chars``, ``shard_tokens``, ``workers``).
     Raises :class:`AttnlabError` for anything wrong with the data or a mismatch of settings.
     """
+    if val_fraction is not None:
+        val_fraction = check_val_fraction(val_fraction)
     if is_prepared(data):
         folder = Path(data).expanduser()
         prepared = open_prepared(folder)

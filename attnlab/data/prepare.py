@@ -177,6 +177,9 @@ def prepare(
     val_fraction = check_val_fraction(val_fraction)
     if isinstance(bpe_sample_chars, bool) or not isinstance(bpe_sample_chars, int) or bpe_sample_chars < 1:
         raise AttnlabError(f"the bpe sample size must be a positive number of characters, got {bpe_sample_chars!r}")
+    if not isinstance(source, Source) and is_prepared(source):
+        raise AttnlabError(f"{source} is a prepared folder already (it has meta.json): train on it directly, "
+                           "or give the corpus it came from")
     source = source if isinstance(source, Source) else open_source(source, text_column)
     out = Path(out).expanduser().absolute()
     if source.path is not None and out == source.path:
