@@ -50,8 +50,11 @@ NAME = "prepare"
 TITLE = "Corpora bigger than memory: attnlab prepare vs a nanoGPT-style prepare script"
 COMMAND = "python benchmarks/prepare.py"
 UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9}
+# how a capped child says it ran out of memory; `tokenizers` reports a string it cannot copy to UTF-8
+# (no room for the copy) as "TextInputSequence must be str" (checked: a 300 M-character str under a
+# 1.4 GB cap gives exactly that)
 OOM_MARKERS = ("MemoryError", "memory allocation of", "Unable to allocate", "Cannot allocate memory",
-               "std::bad_alloc", "out of memory")
+               "std::bad_alloc", "out of memory", "TextInputSequence must be str")
 
 
 def parse_size(text: str) -> int:

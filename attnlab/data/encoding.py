@@ -121,16 +121,22 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 def coalesce(texts: Iterable[str], target: int) -> Iterator[str]:
-    """Join consecutive small texts into strings of at least ``target`` characters (the last may be less)."""
+    """Re-cut a stream of texts into strings of exactly ``target`` characters (the last may be less):
+    small texts are joined, big ones sliced, so the memory in flight stays bounded."""
     parts: list[str] = []
     size = 0
     for text in texts:
         parts.append(text)
         size += len(text)
-        if size >= target:
-            yield "".join(parts)
-            parts, size = [], 0
-    if parts:
+        if size < target:
+            continue
+        buf = "".join(parts) if len(parts) > 1 else parts[0]
+        start = 0
+        while len(buf) - start >= target:
+            yield buf[start: start + target]
+            start += target
+        parts, size = ([buf[start:]], len(buf) - start) if start < len(buf) else ([], 0)
+    if size:
         yield "".join(parts)
 
 

@@ -19,6 +19,12 @@ into memory::
 
 For a text file or a built-in corpus the tokens are exactly those of the in-memory path
 (``split_train_val`` + ``make_tokenizer`` + ``encode``), so batches are too.
+
+``LanguageModelRecipe.build`` (:mod:`attnlab.training.recipes`) is to call this in place of
+``load_corpus`` + ``split_train_val`` + ``encode``; that switch is a change to the recipe of its
+own. Under torchrun every rank may call it: ranks wait for the one that prepares a cache entry
+(a file lock), then all map the same files (pass ``progress`` for rank 0 only). Objectives that
+need tensors (the recurrent LMs' truncated BPTT) can take ``data.train.to_tensor()`` on small data.
 """
 
 from __future__ import annotations
@@ -155,7 +161,7 @@ def load_lm_data(
                 "text_column": identity.get("text_column"),
                 **{k: prepare_options[k] for k in sorted(prepare_options) if k in ("bpe_sample_chars",)}}
     family = f"{_slug(source.name)}-{_digest([where, settings], 4)}"  # this source with these settings
-    key = _digest([identity, settings])
+    key = _digest([{k: v for k, v in identity.items() if k != "spec" or not identity.get("path")}, settings])
     root = cache_root(cache_dir) / "prepared"
     entry = root / f"{family}-{key}"
     if tokenizer is not None and not (entry.exists() and _entry_ok(entry, tokenizer)):

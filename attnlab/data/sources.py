@@ -29,7 +29,7 @@ from typing import Any
 
 from attnlab.errors import AttnlabError
 
-BLOCK_BYTES = 1 << 22  # text files are read 4 MiB at a time
+BLOCK_BYTES = 1 << 20  # text files are read 1 MiB at a time
 SAMPLED_BLOCKS = 16  # the fingerprint hashes this many blocks spread over a file ...
 SAMPLED_BLOCK_BYTES = 1 << 16  # ... of this size (files up to 1 MiB are hashed whole)
 TABLE_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".arrow": "arrow",
