@@ -177,6 +177,8 @@ def test_load_lm_data_prepares_once_then_hits_the_cache(tmp_path, caesar, monkey
     assert second.head_text(40) == caesar[:40]
 
     monkeypatch.undo()
+    (Path(second.info["prepared"]) / "meta.json").unlink()  # a broken entry is prepared again
+    assert load_lm_data(path, "char", cache_dir=cache, progress=False).info["cache"] == "miss"
     write(path, caesar + "A new line at the end.\n")  # a changed source gets a fresh entry, the stale one goes
     third = load_lm_data(path, "char", cache_dir=cache, progress=False)
     assert third.info["cache"] == "miss" and third.info["prepared"] != first.info["prepared"]

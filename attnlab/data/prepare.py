@@ -167,7 +167,7 @@ def prepare(
     tables with two or more documents, else the text's tail. ``overwrite`` replaces an existing
     prepared folder. ``wait``: wait for another process preparing the same ``out`` instead of
     failing; ``reuse(out) -> bool``: checked under the lock, an existing ``out`` it accepts is
-    returned as it is (the cache uses both).
+    returned as it is, one it refuses is replaced (the cache uses both).
     """
     from attnlab.data.encoding import cpu_count
     from attnlab.data.streaming import plan_split, scan
@@ -189,8 +189,11 @@ def prepare(
     workers = workers or cpu_count()
     identity = source.identity()
 
-    folder = AtomicFolder(out, replace=_replaceable if overwrite else None, wait=wait, quiet=not progress,
-                          exists_ok=reuse)
+    if reuse is not None:  # a cache entry: one that is there but not reusable (broken) is replaced
+        replace = lambda folder: True  # noqa: E731
+    else:
+        replace = _replaceable if overwrite else None
+    folder = AtomicFolder(out, replace=replace, wait=wait, quiet=not progress, exists_ok=reuse)
     with folder as tmp:
         if tmp is None:
             return read_meta(out)
