@@ -49,19 +49,20 @@ ROOT = Path(__file__).resolve().parent.parent  # the children import neither com
 NAME = "prepare"
 TITLE = "Corpora bigger than memory: attnlab prepare vs a nanoGPT-style prepare script"
 COMMAND = "python benchmarks/prepare.py"
-UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9}
+UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9}
 # how a capped child says it ran out of memory; `tokenizers` reports a string it cannot copy to UTF-8
 # (no room for the copy) as "TextInputSequence must be str" (checked: a 300 M-character str under a
 # 1.4 GB cap gives exactly that)
 OOM_MARKERS = ("MemoryError", "memory allocation of", "Unable to allocate", "Cannot allocate memory",
-               "std::bad_alloc", "out of memory", "TextInputSequence must be str")
+               "std::bad_alloc", "out of memory", "TextInputSequence must be str", "failed to map segment")
 
 
 def parse_size(text: str) -> int:
-    match = re.fullmatch(r"\s*([\d.]+)\s*([KMG]B)?\s*", text.upper())
+    """``10MB``, ``1.5GB``, ``4096`` (bytes): decimal units."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMG]?B)?\s*", text.upper())
     if not match:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (say 10MB, 1GB, ...)")
-    return int(float(match[1]) * UNITS.get(match[2] or "MB", 1))
+    return int(float(match[1]) * UNITS[match[2] or "B"])
 
 
 def label(size: int) -> str:
@@ -124,29 +125,37 @@ def ours(kind: str, source: Path, out: Path, vocab_size: int) -> None:
     prepare(source, out, kind, vocab_size if kind == "bpe" else None, 0.1, progress=False, overwrite=True)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started (``VmHWM``: after exec, so unlike a child's
+    ``ru_maxrss`` it never counts the parent's pages that a fork copied)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def child_main(args: argparse.Namespace) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (args.memory_limit, args.memory_limit))  # before any allocation
     start = time.perf_counter()
     if args.child == "baseline":
         baseline(args.kind, Path(args.source), Path(args.out), Path(args.tokenizer) if args.tokenizer else None)
     else:
         ours(args.kind, Path(args.source), Path(args.out), args.vocab_size)
-    print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
+    print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}), flush=True)
 
 
 def run_child(candidate: str, kind: str, source: Path, out: Path, memory_limit: int, vocab_size: int,
               tokenizer: Path | None = None, timeout: float = 3600) -> dict[str, Any]:
     """Run one candidate in a child process under ``RLIMIT_AS``: its seconds, CPU seconds, peak RSS."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", candidate, "--kind", kind,
-           "--source", str(source), "--out", str(out), "--vocab-size", str(vocab_size)]
+           "--source", str(source), "--out", str(out), "--vocab-size", str(vocab_size),
+           "--memory-limit", str(memory_limit)]  # the child caps its own address space first thing
     if tokenizer is not None:
         cmd += ["--tokenizer", str(tokenizer)]
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True, env=env, preexec_fn=limit)
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True, env=env)
         killed = threading.Event()
         timer = threading.Timer(timeout, lambda: (killed.set(), proc.kill()))
         timer.start()
@@ -156,11 +165,10 @@ def run_child(candidate: str, kind: str, source: Path, out: Path, memory_limit: 
         stdout.seek(0)
         stderr.seek(0)
         out_text, err_text = stdout.read(), stderr.read()
-    row: dict[str, Any] = {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
-                           "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2)}
+    row: dict[str, Any] = {"cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2)}
     if proc.returncode == 0:
-        row["status"] = "ok"
-        row["seconds"] = round(json.loads(out_text.strip().splitlines()[-1])["seconds"], 2)
+        reported = json.loads(out_text.strip().splitlines()[-1])
+        row.update(status="ok", seconds=round(reported["seconds"], 2), peak_rss_mb=reported["peak_rss_mb"])
         return row
     oom = proc.returncode in (-signal.SIGABRT, -signal.SIGSEGV, -signal.SIGKILL) or any(
         m in err_text for m in OOM_MARKERS)
@@ -230,8 +238,8 @@ def run(sizes: list[int], kinds: list[str], work: Path, memory_limit: int, vocab
 
 
 def cell(row: dict[str, Any]) -> tuple[str, str, str]:
-    if row["status"] != "ok":
-        return row["status"], f"{row['peak_rss_mb']:,.0f} (at the limit)" if "memory" in row["status"] else "-", "-"
+    if row["status"] != "ok":  # its peak is not known: a failed child cannot read its own VmHWM
+        return row["status"], "-", "-"
     return f"{row['mb_per_s']:,.1f}", f"{row['peak_rss_mb']:,.0f}", f"{row['cpu_seconds']:,.1f}"
 
 
