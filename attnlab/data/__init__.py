@@ -6,6 +6,9 @@ Names are imported lazily so that ``import attnlab.data`` stays quick (no PyTorc
 - tokenizers: :class:`Tokenizer`, :class:`CharTokenizer`, :class:`BPETokenizer`,
   :class:`WordTokenizer`, :func:`make_tokenizer`, :func:`load_tokenizer`, ``SEQ2SEQ_SPECIALS``
 - tasks: :class:`TranslationData`, :func:`load_task`, :func:`list_tasks`, :func:`encode_pairs`
+- prepared token shards (corpora bigger than memory; written by
+  :func:`attnlab.data.prepare.prepare`): :func:`open_prepared`,
+  :class:`TokenShards`, :func:`load_lm_data` / :class:`LMData` (what a language-model recipe calls)
 """
 
 from importlib import import_module
@@ -28,6 +31,10 @@ _LAZY = {
     "load_task": "tasks",
     "list_tasks": "tasks",
     "encode_pairs": "tasks",
+    "open_prepared": "shards",
+    "TokenShards": "shards",
+    "load_lm_data": "lm_data",
+    "LMData": "lm_data",
 }
 
 __all__ = list(_LAZY)

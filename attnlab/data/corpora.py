@@ -223,26 +223,55 @@ def load_corpus(spec: str | Path) -> str:
     raise _unknown_corpus(name)
 
 
-def split_train_val(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
-    """Split text into (train, val): the last ``val_fraction`` of it is held out, never trained on.
-
-    The cut is moved to the nearest line boundary within 2% of the text (or 1,000 characters),
-    so validation starts on a fresh line; ``train + val == text`` always.
-    """
+def check_val_fraction(val_fraction: object) -> float:
+    """Return ``val_fraction`` if it is a number strictly between 0 and 1, else raise AttnlabError."""
     if (
         isinstance(val_fraction, bool)
         or not isinstance(val_fraction, int | float)
         or not (0 < val_fraction < 1)
     ):
         raise AttnlabError(f"val_fraction must be a number between 0 and 1 (exclusive), got {val_fraction!r}")
-    if len(text) < 2:
+    return float(val_fraction)
+
+
+def tail_window(length: int, val_fraction: float) -> tuple[int, int, int]:
+    """Where the held-out tail of a text of ``length`` characters is cut: ``(nominal, lo, hi)``.
+
+    ``nominal`` is the cut before moving it to a line boundary; only ``text[lo:hi]`` is looked at to
+    move it (see :func:`tail_cut`), so a streaming reader needs to hold just that window.
+    """
+    check_val_fraction(val_fraction)
+    if length < 2:
         raise AttnlabError("the text is too short to split into training and validation parts")
-    cut = len(text) - max(1, round(len(text) * val_fraction))
-    window = min(1000, max(1, len(text) // 50))
-    before = text.rfind("\n", max(0, cut - window), cut)
-    after = text.find("\n", cut, min(len(text), cut + window))
-    candidates = [i + 1 for i in (before, after) if i != -1 and 0 < i + 1 < len(text)]
+    nominal = length - max(1, round(length * val_fraction))
+    window = min(1000, max(1, length // 50))
+    return nominal, max(0, nominal - window), min(length, nominal + window)
+
+
+def tail_cut(length: int, val_fraction: float, window_text: str) -> int:
+    """The character offset where validation starts, given ``window_text == text[lo:hi]`` of
+    :func:`tail_window`: the nominal cut moved to the nearest line boundary inside the window."""
+    cut, lo, hi = tail_window(length, val_fraction)
+    if len(window_text) != hi - lo:
+        raise ValueError(f"window_text must hold text[{lo}:{hi}], got {len(window_text)} characters")
+    before = window_text.rfind("\n", 0, cut - lo)
+    after = window_text.find("\n", cut - lo)
+    candidates = [i + lo + 1 for i in (before, after) if i != -1 and 0 < i + lo + 1 < length]
     if candidates:
         cut = min(candidates, key=lambda i: abs(i - cut))
-    cut = min(max(cut, 1), len(text) - 1)
+    return min(max(cut, 1), length - 1)
+
+
+def split_train_val(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
+    """Split text into (train, val): the last ``val_fraction`` of it is held out, never trained on.
+
+    The cut is moved to the nearest line boundary within 2% of the text (or 1,000 characters),
+    so validation starts on a fresh line; ``train + val == text`` always. ``attnlab prepare``
+    cuts a streamed text at the same place (:func:`tail_window`, :func:`tail_cut`).
+    """
+    check_val_fraction(val_fraction)
+    if len(text) < 2:
+        raise AttnlabError("the text is too short to split into training and validation parts")
+    _, lo, hi = tail_window(len(text), val_fraction)
+    cut = tail_cut(len(text), val_fraction, text[lo:hi])
     return text[:cut], text[cut:]
