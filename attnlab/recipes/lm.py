@@ -1,6 +1,9 @@
 """``attnlab train gpt | rnn | lstm | gru``: a language model on a text corpus.
 
-Text -> tokenizer (characters, or byte-level BPE trained on the training split) -> token ids ->
+Text -> tokenizer (characters, or byte-level BPE trained on the training split) -> token ids, read
+through :func:`attnlab.data.lm_data.load_lm_data`: a folder made by ``attnlab prepare`` is
+memory-mapped as it is, and any other corpus is prepared once into a cache keyed by its fingerprint
+(the second run skips tokenization) ->
 next-token prediction: random windows for the GPT (:class:`attnlab.data.batching.LanguageModelObjective`),
 consecutive windows with carried state for the recurrent models (:mod:`attnlab.recipes.tbptt`).
 """
@@ -18,9 +21,11 @@ from attnlab.models.gpt import PRESETS as GPT_PRESETS
 from attnlab.models.recurrent import GRULM, LSTMLM, RNNLM
 from attnlab.models.recurrent import PRESETS as RECURRENT_PRESETS
 from attnlab.options import option
-from attnlab.recipes.base import CorpusOptions, Recipe, Setup, first_prompt, text_fingerprint
+from attnlab.recipes.base import CorpusOptions, Recipe, Setup, first_prompt
+from attnlab.training.session import is_rank_zero
 
 TOKENIZER_FILE = "tokenizer.json"
+PROMPT_SEARCH_TOKENS = 400_000  # the sample's prompt is a famous line found in this much of the training text
 
 
 @dataclass
@@ -81,19 +86,23 @@ class LanguageModelRecipe(Recipe):
 
     def build(self, options: LMOptions, run_dir: Path, resume: bool, model_overrides: dict[str, Any],
               preset: str, seed: int) -> Setup:
-        from attnlab.data.tokenizers import make_tokenizer
+        from attnlab.data.lm_data import load_lm_data
+        from attnlab.data.shards import is_prepared
+        from attnlab.data.tokenizers import load_tokenizer
 
-        def make(text: str, train_text: str) -> Any:
-            if options.tokenizer == "char":
-                return make_tokenizer("char", text)  # every character of the corpus has an id
-            return make_tokenizer("bpe", train_text, vocab_size=options.vocab_size)  # merges from train only
-
-        corpus = corpus_tokens(options.data, options.val_fraction, run_dir, resume, make)
-        tokenizer = corpus.tokenizer
+        # a prepared folder brings its own settings: only what differs from the defaults must agree with it
+        defaults = LMOptions()
+        given = {name: getattr(options, name) if not is_prepared(options.data)
+                 or getattr(options, name) != getattr(defaults, name) else None
+                 for name in ("tokenizer", "vocab_size", "val_fraction")}
+        data = load_lm_data(options.data, given["tokenizer"], given["vocab_size"], given["val_fraction"],
+                            tokenizer=load_tokenizer(run_dir / TOKENIZER_FILE) if resume else None,
+                            progress=is_rank_zero())
+        tokenizer = data.tokenizer
         config = self.model_config(preset, model_overrides, vocab_size=tokenizer.vocab_size)
         model = self.model_class(config)
-        objective = self.make_objective(corpus.train_ids, corpus.val_ids, config.context_length, seed)
-        prompt = first_prompt(corpus.text)
+        objective = self.make_objective(data.train, data.val, config.context_length, seed)
+        prompt = first_prompt(data.head_text(PROMPT_SEARCH_TOKENS))
 
         def sample(trained: Any, length: int = 400) -> str:
             from attnlab.inference.sampling import SamplingConfig, generate_text
@@ -103,10 +112,7 @@ class LanguageModelRecipe(Recipe):
 
         return Setup(
             model=model, objective=objective, files={TOKENIZER_FILE: tokenizer.save},
-            run_info={"data": options.data, "data_fingerprint": text_fingerprint(corpus.text),
-                      "tokenizer": options.tokenizer, "vocab_size": options.vocab_size,
-                      "val_fraction": options.val_fraction, "train_tokens": len(corpus.train_ids),
-                      "val_tokens": len(corpus.val_ids)},
+            run_info={k: v for k, v in data.info.items() if k != "cache"},
             sample=sample, describe_sample=share_note, eval_sample=lambda trained: sample(trained, 200),
         )
 
@@ -117,12 +123,18 @@ class LanguageModelRecipe(Recipe):
 
 
 class RecurrentLMRecipe(LanguageModelRecipe):
-    """The GPT recipe's data and options, with the truncated-BPTT objective."""
+    """The GPT recipe's data and options, with the truncated-BPTT objective (which reads the token
+    streams as tensors: recurrent models train on corpora that fit in memory)."""
 
     def make_objective(self, train_ids: Any, val_ids: Any, context: int, seed: int) -> Any:
         from attnlab.recipes.tbptt import TBPTTObjective
 
-        return TBPTTObjective(train_ids, val_ids, context, seed=seed)
+        return TBPTTObjective(as_tensor(train_ids), as_tensor(val_ids), context, seed=seed)
+
+
+def as_tensor(ids: Any) -> Any:
+    """Token ids as an int64 tensor (memory-mapped shards are read whole)."""
+    return ids.to_tensor() if hasattr(ids, "to_tensor") else ids
 
 
 # Training settings that belong to a preset (TrainConfig fields); `attnlab train gpt --preset NAME` starts
