@@ -150,7 +150,7 @@ def load_lm_data(
         return LMData(prepared.tokenizer, prepared.train, prepared.val, _info(data, prepared, None))
 
     from attnlab.data.prepare import _settings, prepare
-    from attnlab.data.sources import open_source
+    from attnlab.data.source_for import open_source
 
     kind, vocab = _settings(tokenizer_kind, vocab_size, tokenizer)
     fraction = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction

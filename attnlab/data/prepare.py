@@ -40,7 +40,8 @@ from attnlab.data.shards import (
     token_dtype,
     write_meta,
 )
-from attnlab.data.sources import Source, open_source
+from attnlab.data.source_for import open_source
+from attnlab.data.sources import Source
 from attnlab.errors import AttnlabError
 
 TOKENIZER_KINDS = ("char", "bpe")

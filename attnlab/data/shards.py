@@ -239,7 +239,7 @@ class Prepared:
 
 def check_source(folder: Path, meta: dict[str, Any]) -> None:
     """Refuse a folder whose source still exists but changed (size, mtime or sampled hash)."""
-    from attnlab.data.sources import open_source
+    from attnlab.data.source_for import open_source
 
     recorded = meta.get("source") or {}
     path = recorded.get("path")
