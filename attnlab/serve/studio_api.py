@@ -114,6 +114,17 @@ async def translate(request: Request) -> dict[str, Any]:
     return {"translation": await asyncio.to_thread(work)}
 
 
+def known_text(run: Any, text: str) -> str:
+    """``text`` without the characters a language model's tokenizer never saw (as the next-token bars
+    and the chat drop them); a translation run reads unknown pieces as ``<unk>`` itself."""
+    from attnlab.inference.chat import unseen_characters
+
+    if "tokenizer" not in run.tokenizers or not hasattr(run.model, "start_stream"):
+        return text
+    unseen = set(unseen_characters(run.tokenizer, text))
+    return "".join(c for c in text if c not in unseen) if unseen else text
+
+
 @router.get("/viewer")
 async def viewer(request: Request, run: str, text: str) -> HTMLResponse:
     from attnlab.viz.extract import extract_attention
@@ -125,7 +136,8 @@ async def viewer(request: Request, run: str, text: str) -> HTMLResponse:
     def work() -> str:
         with entry.lock:
             try:
-                return attention_html(extract_attention(entry.run, text), title=f"attention: {run}")
+                return attention_html(extract_attention(entry.run, known_text(entry.run, text)),
+                                      title=f"attention: {run}")
             except AttnlabError as err:
                 raise ApiError(str(err), code="no_attention") from None
 
