@@ -196,3 +196,14 @@ def test_studio_json(server):
         assert "attn-data" in response.read().decode() and "script-src" in response.headers["Content-Security-Policy"]
     with urllib.request.urlopen(f"{server}/chat", timeout=60) as response:
         assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_the_command_refuses_a_missing_folder_and_a_bad_port(tmp_path):
+    import subprocess
+    import sys
+
+    for argv, message in ((["serve", str(tmp_path / "nowhere")], "no such folder"),
+                          (["serve", str(tmp_path), "--port", "70000"], "--port must be from 0 to 65535")):
+        done = subprocess.run([sys.executable, "-m", "attnlab", *argv], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and done.stderr.startswith("attnlab: error: ") and message in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1

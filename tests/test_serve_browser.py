@@ -33,7 +33,7 @@ HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"]
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio")
     corpus = folder / "corpus.txt"
-    corpus.write_text("friends romans countrymen lend me your ears <script>alert(1)</script> <img src=x onerror=alert(2)>\n\n" * 60,
+    corpus.write_text(("friends romans countrymen lend me your ears " + " ".join(HOSTILE) + "\n\n") * 60,
                       encoding="utf-8")
     attnlab.train("gpt", data=str(corpus), out=str(folder / "runs" / "tiny"), **TINY)
     with BackgroundServer([folder / "runs"]) as url:
