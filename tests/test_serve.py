@@ -207,3 +207,18 @@ def test_the_command_refuses_a_missing_folder_and_a_bad_port(tmp_path):
         done = subprocess.run([sys.executable, "-m", "attnlab", *argv], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and done.stderr.startswith("attnlab: error: ") and message in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_translation_run_translates_and_shows_its_alignment(tmp_path):
+    attnlab.train("bahdanau", task="copy", n_pairs=200, preset="tiny", steps=4, batch_size=8,
+                  out=str(tmp_path / "copy"), quiet=True, no_sample=True, set={"eval_every": 4, "eval_iters": 1})
+    with BackgroundServer([tmp_path / "copy"]) as url:
+        status, answer = call(f"{url}/api/runs")
+        assert answer["runs"][0]["capabilities"] == ["translate", "attention"]
+        status, answer = call(f"{url}/api/translate", json.dumps({"model": "copy", "text": "abc"}).encode())
+        assert status == 200 and isinstance(answer["translation"], str)
+        with urllib.request.urlopen(f"{url}/api/viewer?run=copy&text=abc", timeout=60) as response:
+            assert "alignment" in response.read().decode()
+        status, answer = call(f"{url}/v1/completions", json.dumps({"model": "copy", "prompt": "abc"}).encode())
+        assert status == 400 and answer["error"]["code"] == "model_not_supported"
+        assert [m["id"] for m in call(f"{url}/v1/models")[1]["data"]] == ["eliza"]  # it does not generate text
