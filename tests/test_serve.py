@@ -222,3 +222,23 @@ def test_a_translation_run_translates_and_shows_its_alignment(tmp_path):
         status, answer = call(f"{url}/v1/completions", json.dumps({"model": "copy", "prompt": "abc"}).encode())
         assert status == 400 and answer["error"]["code"] == "model_not_supported"
         assert [m["id"] for m in call(f"{url}/v1/models")[1]["data"]] == ["eliza"]  # it does not generate text
+
+
+def test_the_command_prints_its_address_and_stops_on_ctrl_c(runs_dir):
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "attnlab", "serve", str(runs_dir), "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
+        assert call(f"{url}/health")[0] == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -54,6 +54,7 @@ def serve(sources: list[str | Path], host: str = DEFAULT_HOST, port: int = DEFAU
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(2048)  # connections wait from now on, so the address printed below answers
     except OSError as err:
         raise AttnlabError(f"cannot listen on {host}:{port}: {err.strerror or err} (try another --port)") from None
     except (socket.gaierror, UnicodeError) as err:
@@ -62,7 +63,11 @@ def serve(sources: list[str | Path], host: str = DEFAULT_HOST, port: int = DEFAU
     real_port = sock.getsockname()[1]
     announce(f"attnlab studio on http://{shown}:{real_port}/  (chat, inside, runs; OpenAI API at "
              f"http://{shown}:{real_port}/v1). Ctrl+C stops it.")
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn has shut down cleanly and hands Ctrl+C on
+        pass
+    announce("attnlab studio stopped.")
 
 
 def free_port(host: str = DEFAULT_HOST) -> int:
