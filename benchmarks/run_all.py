@@ -39,6 +39,10 @@ PLAN: dict[str, tuple[list[str], list[str], bool]] = {
     "generate": ([], ["--rounds", "1"], True),
     "scaling": ([], ["--steps", "20", "--rounds", "1"], False),
     "train_loss": ([], ["--steps", "500"], True),
+    "prepare": ([], ["--sizes", "10MB", "--bpe-max", "10MB"], False),
+    "train_from_shards": ([], ["--sizes", "10MB"], False),
+    "serve": ([], [], False),
+    "main_job": ([], ["--plays", "julius-caesar", "--no-samples"], False),
 }
 HEADER = """# Benchmarks
 
