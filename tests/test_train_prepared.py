@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from attnlab.cli import main
 
@@ -82,3 +83,16 @@ def test_two_ranks_over_the_same_shards_match_one_process(work):
     assert ranks.returncode == 0, ranks.stderr[-3000:]
     for a, b in zip(val_losses(work / "one"), val_losses(work / "two"), strict=True):
         assert abs(a - b) <= 1e-5
+
+
+def test_truncated_bptt_windows_from_shards_equal_those_from_a_tensor(work, monkeypatch):
+    from attnlab.data.lm_data import load_lm_data
+    from attnlab.recipes.tbptt import TBPTTObjective
+
+    monkeypatch.chdir(work)
+    data = load_lm_data("corpus.txt")
+    mapped = TBPTTObjective(data.train, data.val, 16)
+    loaded = TBPTTObjective(data.train.to_tensor(), data.val.to_tensor(), 16)
+    for split, step in (("train", 0), ("train", 5), ("val", -1)):
+        a, b = mapped.batch(split, step, 4), loaded.batch(split, step, 4)
+        assert all(torch.equal(a[k], b[k]) for k in a)

@@ -123,18 +123,12 @@ class LanguageModelRecipe(Recipe):
 
 
 class RecurrentLMRecipe(LanguageModelRecipe):
-    """The GPT recipe's data and options, with the truncated-BPTT objective (which reads the token
-    streams as tensors: recurrent models train on corpora that fit in memory)."""
+    """The GPT recipe's data and options, with the truncated-BPTT objective."""
 
     def make_objective(self, train_ids: Any, val_ids: Any, context: int, seed: int) -> Any:
         from attnlab.recipes.tbptt import TBPTTObjective
 
-        return TBPTTObjective(as_tensor(train_ids), as_tensor(val_ids), context, seed=seed)
-
-
-def as_tensor(ids: Any) -> Any:
-    """Token ids as an int64 tensor (memory-mapped shards are read whole)."""
-    return ids.to_tensor() if hasattr(ids, "to_tensor") else ids
+        return TBPTTObjective(train_ids, val_ids, context, seed=seed)
 
 
 # Training settings that belong to a preset (TrainConfig fields); `attnlab train gpt --preset NAME` starts

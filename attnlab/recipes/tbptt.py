@@ -45,8 +45,11 @@ class _Streams:
     def window(self, index: int) -> tuple[Tensor, Tensor, int]:
         w = index % self.windows
         t = self.context_length
-        offsets = self.starts.unsqueeze(1) + w * t + torch.arange(t + 1).unsqueeze(0)
-        tokens = self.ids[offsets]
+        if isinstance(self.ids, Tensor):
+            offsets = self.starts.unsqueeze(1) + w * t + torch.arange(t + 1).unsqueeze(0)
+            tokens = self.ids[offsets]
+        else:  # memory-mapped shards: read only this window of every stream
+            tokens = torch.from_numpy(self.ids.windows((self.starts + w * t).numpy(), t + 1))
         return tokens[:, :-1], tokens[:, 1:], w
 
 
@@ -63,7 +66,8 @@ class TBPTTObjective:
     """
 
     def __init__(self, train_ids: Tensor, val_ids: Tensor, context_length: int, seed: int = 0) -> None:
-        self.data = {"train": train_ids.long(), "val": val_ids.long()}
+        self.data = {split: ids.long() if isinstance(ids, Tensor) else ids  # tensors, or memory-mapped shards
+                     for split, ids in (("train", train_ids), ("val", val_ids))}
         self.context_length = context_length
         self.seed = seed  # batches are a pure function of (split, step): the seed is not needed
         self._streams: dict[str, _Streams] = {}
