@@ -95,3 +95,15 @@ def test_a_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path, cap
     train(tmp_path, "--out", str(out))
     assert "no longer running" in capsys.readouterr().err
     assert (out / "model.safetensors").is_file() and not (out / LOCK_FILE).exists()
+
+
+def test_a_folder_holding_only_a_lock_counts_as_empty_for_overwrite(tmp_path):
+    # under torchrun rank 0 locks the folder before the other ranks check it
+    from attnlab.training.run_folder import check_overwritable
+
+    out = tmp_path / "run"
+    with RunLock(out):
+        check_overwritable(out)  # no error: only the lock is there
+        (out / "notes.txt").write_text("mine")
+        with pytest.raises(Exception, match="not an attnlab run folder"):
+            check_overwritable(out)

@@ -7,7 +7,8 @@
 - ``wandb``: Weights & Biases, if installed; offline (``WANDB_MODE=offline``) unless you set the mode,
   so nothing leaves the machine by default;
 - ``samples``: a short sample at every evaluation, appended to ``RUN/samples.jsonl``; sampling uses
-  its own generator, so the training run is the same with or without it.
+  its own generator, so the training run is the same with or without it (not under FSDP, whose
+  sharded forward pass needs every rank).
 
 Every logger writes only on the main rank.
 """
@@ -120,8 +121,8 @@ class SampleLogger(Callback):
         self.path, self.sample = run_dir / "samples.jsonl", sample
 
     def on_eval(self, trainer: Any, row: dict[str, Any]) -> None:
-        if not trainer.dist.is_main:
-            return
+        if not trainer.dist.is_main or (trainer.config.fsdp and trainer.dist.world_size > 1):
+            return  # under FSDP a forward pass is a collective of every rank: no sampling on one
         model = trainer.raw_model
         was_training = model.training
         try:

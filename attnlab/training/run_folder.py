@@ -76,8 +76,8 @@ def check_overwritable(run_dir: Path, protect: Iterable[str | Path] = ()) -> Non
         if item and Path(item).exists() and Path(item).resolve().is_relative_to(target):
             raise AttnlabError(f"--overwrite will not replace {run_dir}: it holds the training data {item}; "
                                "give --out a folder of its own")
-    if not run_dir.is_dir() or not any(run_dir.iterdir()):
-        return
+    if not run_dir.is_dir() or not any(p.name != LOCK_FILE for p in run_dir.iterdir()):
+        return  # empty, or holding only the lock of the process that trains here (another rank's view)
     if not is_run_folder(run_dir):
         names = sorted(p.name for p in run_dir.iterdir())
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")

@@ -353,7 +353,10 @@ def _train(recipe: Any, options: Any, run: RunOptions, run_dir: Path, saved_conf
               f"{result.val_loss:.4f} (best {result.best_val_loss:.4f}), {result.tokens_per_sec:,.0f} tokens/s, "
               f"{result.elapsed:.0f} s", file=sys.stderr)
         print(f"run saved in {run_dir} (loss curve: {run_dir / 'loss.png'})", file=sys.stderr)
-        if setup.sample is not None and not run.no_sample:
+        sharded = config.fsdp and trainer.dist.world_size > 1  # a forward pass needs every rank
+        if sharded and setup.sample is not None and not run.no_sample:
+            print(f"attnlab: note: no sample under FSDP; 'attnlab generate {run_dir}' writes one", file=sys.stderr)
+        elif setup.sample is not None and not run.no_sample:
             print("\n--- sample ---", file=sys.stderr)
             text = setup.sample(trainer.raw_model.eval())
             print(text, flush=True)
