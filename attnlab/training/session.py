@@ -381,19 +381,9 @@ def write_run_config(path: Path, recipe: Any, options: Any, run: RunOptions, con
 def read_run_config(path: str | Path, kind: str | None = None
                     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(recipe options, run options, TrainConfig values) from a config.yaml written by a run."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise AttnlabError(f"--config {path}: no such file")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise AttnlabError(f"--config {path} is larger than 1 MB; it is not an attnlab run configuration")
-    try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
-        raise AttnlabError(f"--config {path} is not valid YAML: {err}") from None
+    record = _load_config_file(path)
     parts = ("options", "run", "train")
-    if not isinstance(record, dict) or not all(isinstance(record.get(p, {}), dict) for p in parts):
+    if not all(isinstance(record.get(p, {}), dict) for p in parts):
         raise AttnlabError(f"--config {path} is not an attnlab run configuration (kind, options, run, train)")
     if kind is not None and record.get("kind") != kind:
         raise AttnlabError(f"--config {path} describes a {record.get('kind')!r} run, not {kind!r}: "
@@ -410,12 +400,25 @@ def read_run_config(path: str | Path, kind: str | None = None
 
 def kind_of_config(path: str | Path) -> str:
     """The kind a config.yaml trains (for ``attnlab train --config FILE`` without a kind)."""
-    import yaml
-
-    try:
-        record = yaml.safe_load(Path(path).read_text(encoding="utf-8")[:MAX_CONFIG_BYTES])
-    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
-        raise AttnlabError(f"--config {path}: cannot read it ({err})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+    record = _load_config_file(path)
+    if not isinstance(record.get("kind"), str):
         raise AttnlabError(f"--config {path} is not an attnlab run configuration (it names no kind)")
     return record["kind"]
+
+
+def _load_config_file(path: str | Path) -> dict[str, Any]:
+    """A config.yaml as a mapping: a missing, oversized, unreadable or non-mapping file is one error."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise AttnlabError(f"--config {path}: no such file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise AttnlabError(f"--config {path} is larger than 1 MB; it is not an attnlab run configuration")
+    try:
+        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
+        raise AttnlabError(f"--config {path}: cannot read it as YAML ({err})") from None
+    if not isinstance(record, dict):
+        raise AttnlabError(f"--config {path} is not an attnlab run configuration (kind, options, run, train)")
+    return record
