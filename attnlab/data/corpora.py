@@ -26,6 +26,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from attnlab.data.text_files import stream_text_file
 from attnlab.errors import AttnlabError
 
 ALL_PLAYS = "shakespeare"
@@ -151,23 +152,8 @@ def _play_text(slug: str) -> str:
 
 
 def _decode_text_file(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise AttnlabError(f"cannot read {path}: {err.strerror or err}") from None
-    if b"\x00" in data:
-        raise AttnlabError(
-            f"{path} looks like a binary file (it contains NUL bytes); give a UTF-8 text file instead"
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise AttnlabError(
-            f"{path} is not valid UTF-8 text (bad byte at offset {err.start}, line {line}); "
-            "convert it to UTF-8 (e.g. 'iconv -f latin1 -t utf-8') or give another file"
-        ) from None
-    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    """The whole text of a UTF-8 file, decoded by the one text-file reader (:mod:`attnlab.data.text_files`)."""
+    return "".join(text for text, _ in stream_text_file(path))
 
 
 def _load_file(path: Path) -> str:
