@@ -139,7 +139,6 @@ class RunHandle(Run):
         return fill_masks(self.model, self.tokenizer, text, top_k=top_k)
 
     def _require_language_model(self, what: str) -> None:
-        if not hasattr(self.model, "start_stream"):
-            hint = "translate" if "src_tokenizer" in self.tokenizers else "fill" if hasattr(self.model, "fill") else ""
-            raise AttnlabError(f"{self.path} holds a {self.model.model_type!r} model, which does not {what} text"
-                               + (f"; use run.{hint}(...)" if hint else ""))
+        from attnlab.inference.text_runs import refuse_non_language_model
+
+        refuse_non_language_model(self, f"run.{what}()")
