@@ -149,7 +149,7 @@ def test_flops_per_token_is_6n_plus_attention():
 
 
 def test_presets_build():
-    for name in ("gpt-nano", "gpt-micro", "gpt-mini", "gpt-jc", "gpt-10m"):
+    for name in ("gpt-nano", "gpt-micro", "gpt-mini", "gpt-jc", "gpt-10m", "gpt-speedrun", "gpt-play"):
         config = GPTConfig(**{**PRESETS[name], "vocab_size": 65})
         assert config.n_embd % config.n_head == 0
     ten = GPT(GPTConfig(**{**PRESETS["gpt-10m"], "vocab_size": 65}))
@@ -160,6 +160,7 @@ def test_presets_build():
     (dict(n_head=5, n_embd=128), "not divisible by n_head=5"),
     (dict(n_layer=0), "n_layer"),
     (dict(dropout=1.0), "dropout"),
+    (dict(attn_dropout=-0.1), "attn_dropout"),
     (dict(norm="batchnorm"), "norm"),
     (dict(pos="rope", n_head=32, n_embd=96), "even head size"),
 ])
@@ -180,3 +181,14 @@ def test_presets_refuse_unknown_names_and_fields_clearly():
         preset_config("gpt-huge")
     with pytest.raises(AttnlabError, match="GPT config: unknown field"):
         preset_config("gpt-nano", n_layers=3)  # the field is n_layer
+
+
+def test_attn_dropout_drops_only_the_attention_weights():
+    both = GPT(GPTConfig(**{**TINY, "dropout": 0.1}))
+    outputs_only = GPT(GPTConfig(**{**TINY, "dropout": 0.1, "attn_dropout": 0.0}))
+    assert all(b.attn.dropout == 0.1 and b.dropout.p == 0.1 for b in both.blocks)
+    assert all(b.attn.dropout == 0.0 and b.dropout.p == 0.1 for b in outputs_only.blocks)
+    outputs_only.load_state_dict(both.state_dict())  # the same weights: dropout has no parameters
+    outputs_only.eval(), both.eval()
+    x = torch.randint(0, TINY["vocab_size"], (2, 8))
+    assert torch.equal(outputs_only(x), both(x))  # no dropout at all in evaluation

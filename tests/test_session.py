@@ -93,7 +93,7 @@ def test_config_file_errors(tmp_path, capsys):
     assert "describes a 'lstm' run" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kind,steps,batch", [("gpt", 2000, 16), ("lstm", 2000, 16), ("transformer", 3000, 64)])
+@pytest.mark.parametrize("kind,steps,batch", [("gpt", 1600, 16), ("lstm", 2000, 16), ("transformer", 3000, 64)])
 def test_help_shows_the_kinds_real_defaults_presets_and_examples(kind, steps, batch, capsys):
     assert cli("train", kind, "--help") == 0
     text = capsys.readouterr().out
@@ -102,3 +102,26 @@ def test_help_shows_the_kinds_real_defaults_presets_and_examples(kind, steps, ba
     assert f"(default: {batch})" in text.replace("\n", " ")
     assert "parameters;" in text and "(default)" in text and "examples:" in text
     assert "the seed" not in text and "issue" not in text
+
+
+def test_default_preset_is_recorded_and_runs_from_before_the_change_resume_with_theirs(tmp_path, corpus):
+    from attnlab.recipes import get_recipe
+
+    recipe = get_recipe("gpt")
+    assert recipe.default_preset == "gpt-play" and recipe.former_default_preset == "gpt-jc"
+    short = ["--set", "context_length=16", "--batch-size", "4", "--set", "eval_every=2", "--set", "eval_iters=1",
+             "--quiet", "--no-sample"]
+    new = tmp_path / "new"
+    assert cli("train", "gpt", "--data", corpus, "--steps", "2", *short, "--out", str(new)) == 0
+    assert json.loads((new / "run.json").read_text())["args"]["preset"] == "gpt-play"
+    assert yaml.safe_load((new / "config.yaml").read_text().split("\n", 2)[2])["run"]["preset"] == "gpt-play"
+    # a run of the old default, as the code before the change wrote it: run.json names no preset
+    old = tmp_path / "old"
+    assert cli("train", "gpt", "--data", corpus, "--preset", "gpt-jc", "--steps", "2", *short,
+               "--out", str(old)) == 0
+    info = json.loads((old / "run.json").read_text())
+    info["args"]["preset"] = None
+    (old / "run.json").write_text(json.dumps(info))
+    assert cli("train", "gpt", "--resume", str(old), "--steps", "4", "--quiet", "--no-sample") == 0
+    assert json.loads((old / "trainer_state.json").read_text())["step"] == 4
+    assert json.loads((old / "config.json").read_text())["config"]["pos"] == "learned"  # still the gpt-jc model

@@ -48,6 +48,13 @@ ELIZA_PROMPTS = ("Men are all alike.", "They're always bugging us about somethin
                  "Well, my boyfriend made me come here.", "He says I'm depressed much of the time.")
 
 
+def default_lm_presets() -> dict[str, str]:
+    """The presets `attnlab train gpt` and `attnlab train lstm` use by default: compare trains what they train."""
+    from attnlab.recipes import get_recipe
+
+    return {"gpt": get_recipe("gpt").default_preset, "recurrent": get_recipe("lstm").default_preset}
+
+
 @dataclass
 class CompareConfig:
     """What ``attnlab compare`` runs; :meth:`quick` gives the toy sizes of the CI test."""
@@ -62,7 +69,7 @@ class CompareConfig:
     ks: tuple[int, ...] = (1, 2, 4, 8)
     pairs_per_k: int = 4000
     tokenizer: str = "word"  # translation tokens: word or char
-    lm_presets: dict[str, str] = field(default_factory=lambda: {"gpt": "gpt-jc", "recurrent": "jc"})
+    lm_presets: dict[str, str] = field(default_factory=default_lm_presets)
     translation_presets: dict[str, str] = field(
         default_factory=lambda: {"seq2seq": "base", "transformer": "small"})
     lm_train: dict[str, Any] = field(default_factory=dict)  # extra TrainConfig settings for LMs

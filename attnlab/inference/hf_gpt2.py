@@ -97,7 +97,7 @@ def to_hf(model: GPT, directory: str | Path) -> None:
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocab_size,
         "n_positions": c.context_length, "n_ctx": c.context_length, "n_embd": c.n_embd, "n_layer": c.n_layer,
         "n_head": c.n_head, "n_inner": None, "activation_function": "gelu_new", "resid_pdrop": c.dropout,
-        "embd_pdrop": c.dropout, "attn_pdrop": c.dropout, "layer_norm_epsilon": 1e-5, "initializer_range": 0.02,
+        "embd_pdrop": c.dropout, "attn_pdrop": c.dropout if c.attn_dropout is None else c.attn_dropout, "layer_norm_epsilon": 1e-5, "initializer_range": 0.02,
         "tie_word_embeddings": c.tie_weights, "scale_attn_weights": True,
         "bos_token_id": 50256 if c.vocab_size > 50256 else None,
         "eos_token_id": 50256 if c.vocab_size > 50256 else None,

@@ -34,18 +34,21 @@ class Block(nn.Module):
     def __init__(self, d_model: int, n_head: int, *, d_ff: int | None = None, dropout: float = 0.0,
                  bias: bool = True, causal: bool = True, cross_attention: bool = False,
                  norm: str = "layernorm", norm_position: str = "pre", residual: bool = True, ffn: bool = True,
-                 mlp: str = "gelu", qk_norm: bool = False) -> None:
+                 mlp: str = "gelu", qk_norm: bool = False, attn_dropout: float | None = None) -> None:
+        """``dropout`` drops sublayer outputs; ``attn_dropout`` the attention weights (None: ``dropout``)."""
         super().__init__()
         if norm_position not in ("pre", "post"):
             raise ValueError(f"norm_position must be 'pre' or 'post', got {norm_position!r}")
         self.pre = norm_position == "pre"
         self.residual = residual
         self.norm1 = make_norm(norm, d_model, bias=bias)
-        self.attn = MultiHeadAttention(d_model, n_head, dropout=dropout, bias=bias, causal=causal, qk_norm=qk_norm)
+        attn_dropout = dropout if attn_dropout is None else attn_dropout
+        self.attn = MultiHeadAttention(d_model, n_head, dropout=attn_dropout, bias=bias, causal=causal,
+                                       qk_norm=qk_norm)
         self.cross_attn = None
         if cross_attention:
             self.norm_cross = make_norm(norm, d_model, bias=bias)
-            self.cross_attn = MultiHeadAttention(d_model, n_head, dropout=dropout, bias=bias, cross=True,
+            self.cross_attn = MultiHeadAttention(d_model, n_head, dropout=attn_dropout, bias=bias, cross=True,
                                                  qk_norm=qk_norm)
         self.mlp = None
         if ffn:

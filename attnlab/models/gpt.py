@@ -43,6 +43,7 @@ class GPTConfig:
     n_head: int = 12
     n_embd: int = 768
     dropout: float = 0.0
+    attn_dropout: float | None = None  # on the attention weights; None = dropout (0 spares the CPU a mask)
     bias: bool = True
     tie_weights: bool = True
     norm_position: str = "pre"  # "pre" (GPT-2) | "post" (the 2017 paper)
@@ -63,8 +64,10 @@ class GPTConfig:
                 f"n_embd / n_head features. Pick n_head among "
                 f"{[h for h in range(1, min(self.n_embd, 64) + 1) if self.n_embd % h == 0]}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise AttnlabError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "attn_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise AttnlabError(f"GPTConfig.{name} must be in [0, 1), got {value}")
         choices = {"norm_position": ("pre", "post"), "norm": NORMS, "pos": POSITIONS, "mlp": MLPS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -80,7 +83,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpt-nano": dict(n_layer=3, n_head=3, n_embd=48, context_length=64),
     "gpt-micro": dict(n_layer=4, n_head=4, n_embd=128, context_length=64),
     "gpt-mini": dict(n_layer=6, n_head=6, n_embd=192, context_length=128),
-    # the default of `attnlab train gpt`: about five minutes on two CPU cores
+    # the default of `attnlab train gpt` until 2026-11 (learned positions, GELU: converts to GPT-2)
     "gpt-jc": dict(n_layer=4, n_head=4, n_embd=128, context_length=128, dropout=0.1),
     "gpt-10m": dict(n_layer=6, n_head=6, n_embd=384, context_length=256),
     "gpt2": dict(n_layer=12, n_head=12, n_embd=768, context_length=1024, vocab_size=50257),
@@ -89,6 +92,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # rotary positions, QK-norm and ReLU^2; its recipe trains it with Muon (attnlab.recipes.lm)
     "gpt-speedrun": dict(n_layer=4, n_head=4, n_embd=128, context_length=64, pos="rope", qk_norm=True,
                          mlp="relu2"),
+    # the default of `attnlab train gpt`: gpt-speedrun with dropout for a play-sized text (about 100k
+    # characters), chosen by measurement on other plays (benchmarks/main_job.py --search, BENCHMARKS.md)
+    "gpt-play": dict(n_layer=4, n_head=4, n_embd=128, context_length=64, pos="rope", qk_norm=True,
+                     mlp="relu2", dropout=0.1),
 }
 
 def preset_config(name: str, **overrides: Any) -> GPTConfig:
@@ -114,7 +121,8 @@ class GPT(Savable, nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             Block(c.n_embd, c.n_head, dropout=c.dropout, bias=c.bias, causal=True, norm=c.norm,
-                  norm_position=c.norm_position, residual=c.residual, ffn=c.ffn, mlp=c.mlp, qk_norm=c.qk_norm)
+                  norm_position=c.norm_position, residual=c.residual, ffn=c.ffn, mlp=c.mlp, qk_norm=c.qk_norm,
+                  attn_dropout=c.attn_dropout)
             for _ in range(c.n_layer)
         )
         self.norm_f = make_norm(c.norm, c.n_embd, bias=c.bias) if c.norm_position == "pre" else nn.Identity()

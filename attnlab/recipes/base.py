@@ -46,7 +46,9 @@ class Recipe:
 
     Class attributes a subclass sets: ``_model_class`` and ``_presets``; ``name`` (the KIND);
     ``help`` (one line); ``options_class`` (a dataclass of :func:`attnlab.options.option` fields);
-    ``default_preset``; ``train_defaults`` (TrainConfig fields); ``preset_training`` (training
+    ``default_preset``; ``former_default_preset`` (the preset of a run whose run.json names none:
+    runs written before the default changed, when run.json kept only what the user typed);
+    ``train_defaults`` (TrainConfig fields); ``preset_training`` (training
     settings a preset brings, by preset name); ``examples`` (command lines for ``--help``); and
     ``one_thread_on_cpu`` (tiny recurrent models run faster on one thread: the session uses one
     unless the user chose).
@@ -56,6 +58,7 @@ class Recipe:
     help: str = ""
     options_class: type = CorpusOptions
     default_preset: str = ""
+    former_default_preset: str = ""
     train_defaults: ClassVar[dict[str, Any]] = {}
     preset_training: ClassVar[dict[str, dict[str, Any]]] = {}
     examples: tuple[str, ...] = ()

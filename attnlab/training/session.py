@@ -214,7 +214,7 @@ def restore(recipe: Any, run_dir: Path, given_options: dict[str, Any], given_run
         if saved_config and key in TRAIN_FLAGS:  # what the run really used, defaults included
             stored = saved_config.get(key, stored)
         if key == "preset":
-            stored = stored or recipe.default_preset
+            stored = stored or recipe.former_default_preset or recipe.default_preset
         if key == "set":
             stored = list(stored or [])
         if key in given_run and given_run[key] != stored:
@@ -308,6 +308,8 @@ def open_run(recipe: Any, options: Any, run: RunOptions, run_dir: Path, *, saved
     """
     setup, config = build(recipe, options, run, run_dir, run.resume, extra_train=extra_train,
                           saved_config=saved_config, replayed=replayed)
+    # run.json and config.yaml name the preset the run used, so a later change of default cannot move it
+    run = dataclasses.replace(run, preset=run.preset or recipe.default_preset)
     if not run.resume and is_rank_zero():
         if run.overwrite:
             kept = clear_run(run_dir)
