@@ -79,6 +79,24 @@ CANDIDATES: dict[str, list[str]] = {
     "speedrun 1250 with AdamW (lr 3e-3), dropout 0.1, min_lr 0": [
         "--preset", "gpt-speedrun", "--steps", "1250", "--optimizer", "adamw", "--set", "dropout=0.1",
         "--set", "min_lr=0"],
+    # round 5: a faster step (fewer layers) or a larger Muon step, within the budget
+    "speedrun 1100, dropout 0.1, min_lr 0, muon lr 0.04": [
+        "--preset", "gpt-speedrun", "--steps", "1100", "--set", "dropout=0.1", "--set", "min_lr=0",
+        "--set", "muon_lr=0.04"],
+    "speedrun 3 layers, 1400, dropout 0.1, min_lr 0": [
+        "--preset", "gpt-speedrun", "--steps", "1400", "--set", "n_layer=3", "--set", "dropout=0.1",
+        "--set", "min_lr=0"],
+    # round 6: both
+    "speedrun 3 layers, 1400, dropout 0.1, min_lr 0, muon lr 0.04": [
+        "--preset", "gpt-speedrun", "--steps", "1400", "--set", "n_layer=3", "--set", "dropout=0.1",
+        "--set", "min_lr=0", "--set", "muon_lr=0.04"],
+    # round 7: the 3-layer model's whole command takes 94 s at 1,400 steps (2 threads): room for more steps
+    "speedrun 3 layers, 1700, dropout 0.1, min_lr 0": [
+        "--preset", "gpt-speedrun", "--steps", "1700", "--set", "n_layer=3", "--set", "dropout=0.1",
+        "--set", "min_lr=0"],
+    "speedrun 3 layers, 1850, dropout 0.1, min_lr 0": [
+        "--preset", "gpt-speedrun", "--steps", "1850", "--set", "n_layer=3", "--set", "dropout=0.1",
+        "--set", "min_lr=0"],
 }
 
 
