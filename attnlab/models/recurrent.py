@@ -82,7 +82,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # a few seconds on a laptop: for tests and smoke runs
     "tiny": dict(n_embd=32, hidden_size=64, n_layer=1, context_length=32),
     "small": dict(n_embd=64, hidden_size=128, n_layer=1, context_length=64),
-    # the default of `attnlab train rnn|lstm|gru`: 2 layers of width 256 (the comparison with gpt-jc)
+    # the default of `attnlab train rnn|lstm|gru`: 2 layers of width 256 (compared with the GPT in BENCHMARKS.md)
     "jc": dict(n_embd=128, hidden_size=256, n_layer=2, context_length=128, dropout=0.1),
     "large": dict(n_embd=256, hidden_size=512, n_layer=3, context_length=128, dropout=0.2),
 }
