@@ -200,7 +200,7 @@ def test_refused_runs_say_why_and_what_converts(tmp_path, capsys):
     assert "rope" in err and "qk_norm" in err and "relu2" in err and "--preset gpt-micro" in err
     save_model(GPT(preset_config("gpt-play", vocab_size=20)), tmp_path / "default")  # `attnlab train gpt`'s model
     err = error_of(capsys, "convert", str(tmp_path / "default"), str(tmp_path / "o0"), "--to", "hf")
-    assert "rope" in err and "--preset gpt-micro" in err
+    assert "rope" in err and "--preset gpt-micro --set n_layer=3" in err
     save_model(GPT(GPTConfig(vocab_size=20, context_length=8, n_layer=1, n_head=2, n_embd=16, tie_weights=False,
                              logit_softcap=15.0)), tmp_path / "capped")
     err = error_of(capsys, "convert", str(tmp_path / "capped"), str(tmp_path / "o2"), "--to", "hf")

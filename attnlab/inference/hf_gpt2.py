@@ -67,9 +67,16 @@ def gpt2_refusal(c: GPTConfig) -> str | None:
         return None
     presets = convertible_presets()
     shape = (c.n_layer, c.n_head, c.n_embd)
-    same = [n for n in presets if (lambda p: (p.n_layer, p.n_head, p.n_embd))(preset_config(n)) == shape]
-    hint = (f"train with --preset {same[0]} (the same size with GPT-2's architecture) to get one that converts"
-            if same else f"the presets that convert are {', '.join(presets)}")
+    configs = {n: preset_config(n) for n in presets}
+    same = [n for n, p in configs.items() if (p.n_layer, p.n_head, p.n_embd) == shape]
+    wide = [n for n, p in configs.items() if (p.n_head, p.n_embd) == shape[1:]]
+    if same:
+        hint = f"train with --preset {same[0]} (the same size with GPT-2's architecture) to get one that converts"
+    elif wide:
+        hint = (f"train with --preset {wide[0]} --set n_layer={c.n_layer} (the same size with GPT-2's "
+                f"architecture) to get one that converts; the presets that convert are {', '.join(presets)}")
+    else:
+        hint = f"the presets that convert are {', '.join(presets)}"
     return ("this model has no GPT-2 equivalent, so it cannot be converted to the Hugging Face GPT-2 format: "
             + "; ".join(problems) + f". {hint[0].upper()}{hint[1:]}")
 
