@@ -306,10 +306,10 @@ def open_run(recipe: Any, options: Any, run: RunOptions, run_dir: Path, *, saved
     A new run's folder is cleared of an older run (``--overwrite``) and gets its ``config.yaml``; the
     trainer writes ``run.json`` (``run_info`` adds to it) with the first checkpoint.
     """
-    setup, config = build(recipe, options, run, run_dir, run.resume, extra_train=extra_train,
-                          saved_config=saved_config, replayed=replayed)
     # run.json and config.yaml name the preset the run used, so a later change of default cannot move it
     run = dataclasses.replace(run, preset=run.preset or recipe.default_preset)
+    setup, config = build(recipe, options, run, run_dir, run.resume, extra_train=extra_train,
+                          saved_config=saved_config, replayed=replayed)
     if not run.resume and is_rank_zero():
         if run.overwrite:
             kept = clear_run(run_dir)
