@@ -93,7 +93,7 @@ def test_config_file_errors(tmp_path, capsys):
     assert "describes a 'lstm' run" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kind,steps,batch", [("gpt", 1400, 16), ("lstm", 2000, 16), ("transformer", 3000, 64)])
+@pytest.mark.parametrize("kind,steps,batch", [("gpt", 1400, 4), ("lstm", 2000, 16), ("transformer", 3000, 64)])
 def test_help_shows_the_kinds_real_defaults_presets_and_examples(kind, steps, batch, capsys):
     assert cli("train", kind, "--help") == 0
     text = capsys.readouterr().out

@@ -93,10 +93,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpt-speedrun": dict(n_layer=4, n_head=4, n_embd=128, context_length=64, pos="rope", qk_norm=True,
                          mlp="relu2"),
     # the default of `attnlab train gpt`: gpt-speedrun one layer shallower (a faster step: more steps in
-    # two minutes) with dropout for a play-sized text (about 100k characters); chosen by measurement on
-    # other plays (benchmarks/main_job.py --search, BENCHMARKS.md)
-    "gpt-play": dict(n_layer=3, n_head=4, n_embd=128, context_length=64, pos="rope", qk_norm=True,
-                     mlp="relu2", dropout=0.1),
+    # two minutes), a 256-character context, SwiGLU, and dropout for a play-sized text (about 100k characters)
+    # except on the attention weights (their masks cost the most on a CPU); chosen by measurement on other
+    # plays (benchmarks/main_job.py --search, benchmarks/main_job_grid.py, BENCHMARKS.md)
+    "gpt-play": dict(n_layer=3, n_head=4, n_embd=128, context_length=256, pos="rope", qk_norm=True,
+                     mlp="swiglu", dropout=0.1, attn_dropout=0.0),
 }
 
 def preset_config(name: str, **overrides: Any) -> GPTConfig:
