@@ -132,11 +132,16 @@ def loss_at(curve: list[tuple[float, float]], seconds: float) -> float | None:
     return seen[-1] if seen else None
 
 
-def measure(plays: list[str], recipes: dict[str, list[str]], threads: int | None, samples: bool) -> dict[str, Any]:
+def measure(plays: list[str], recipes: dict[str, list[str]], threads: int | None, samples: bool,
+            reuse: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run every recipe on every play; ``reuse`` (play -> name -> row) supplies rows instead of a rerun."""
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for play in plays:
             for number, (name, flags) in enumerate(recipes.items()):
+                if reuse and name in reuse.get(play, {}):
+                    results.setdefault(play, {})[name] = {**reuse[play][name], "reused": True}
+                    continue
                 out = Path(tmp) / f"{play}-{number}"
                 row = train(play, flags, out, threads)
                 if samples:
@@ -192,6 +197,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads for every run")
     p.add_argument("--no-samples", action="store_true", help="skip the 3 x 2,000-character samples")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/main_job[_search].json)")
+    p.add_argument("--baseline-from", default=None,
+                   help="take the nanoGPT recipe's rows from this earlier result JSON instead of rerunning them "
+                        "(its runs are deterministic: only worth it while its code is unchanged)")
     args = p.parse_args()
     if args.search:
         plays = args.plays.split(",") if args.plays else list(SEARCH_PLAYS)
@@ -203,8 +211,13 @@ def main() -> None:
         name = NAME
     info = machine()
     print(f"{TITLE}\n")
+    reuse = None
+    if args.baseline_from:
+        earlier = json.loads(Path(args.baseline_from).read_text())["plays"]
+        reuse = {play: {"nanoGPT recipe": rows["nanoGPT recipe"]} for play, rows in earlier.items()
+                 if "nanoGPT recipe" in rows}
     result = {"machine": info, "command": " ".join(["python benchmarks/main_job.py", *sys.argv[1:]]),
-              "plays": measure(plays, recipes, args.threads, not args.no_samples)}
+              "plays": measure(plays, recipes, args.threads, not args.no_samples, reuse)}
     if not args.search:
         plot(result, ROOT / "docs" / "images" / "main-job-loss.png")
     report(name, None, result, markdown, args.out)

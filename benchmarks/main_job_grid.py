@@ -8,7 +8,8 @@ measurement so that many more recipes can be compared at the same CPU cost:
    milliseconds of one training step of `attnlab train gpt` (steps 20 to 80 of a fresh run, two
    threads). The budget is the default's own cost: ``BUDGET_STEPS`` steps of the default's shape.
 2. ``--grid`` (on any device; a GPU runs many at once): each candidate trains for
-   ``steps = BUDGET_STEPS * cost(default) / cost(its shape)`` steps (the same CPU seconds as the default),
+   ``steps = BUDGET_STEPS * cost(default) / cost(its shape)`` steps (the same CPU seconds as the default,
+   ``BASE``: the default as it was when this grid ran),
    on each selection play, several processes at once. Only the final held-out loss counts here: the
    device's own speed does not. Results stream to a JSONL file, so a run stopped at its deadline keeps
    what finished.
@@ -35,6 +36,10 @@ from typing import Any
 from common import RESULTS, ROOT, machine
 
 PLAYS = ("macbeth", "twelfth-night", "timon-of-athens", "two-gentlemen-of-verona")
+# what the grid's "default" means: gpt-play as it was when the grid ran (context 64, batch 16, ReLU², dropout 0.1
+# everywhere, weight decay 0.1), the flags every candidate starts from (later flags override earlier ones)
+BASE = ["--preset", "gpt-play", "--set", "context_length=64", "--batch-size", "16", "--set", "mlp=relu2",
+        "--set", "attn_dropout=0.1", "--set", "weight_decay=0.1"]
 BUDGET_STEPS = 1400  # the default's steps; every candidate gets the same CPU time
 COST_FILE = RESULTS / "main_job_costs.json"
 
@@ -157,7 +162,7 @@ def candidates() -> dict[str, tuple[str, list[str]]]:
 
 def run_train(flags: list[str], out: Path, threads: int, device: str) -> list[dict[str, Any]]:
     command = [sys.executable, "-m", "attnlab", "train", "gpt", "--out", str(out), "--quiet", "--no-sample",
-               "--threads", str(threads), "--device", device, "--dtype", "float32", *flags]
+               "--threads", str(threads), "--device", device, "--dtype", "float32", *BASE, *flags]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-1500:]}")
@@ -194,7 +199,8 @@ def grid(plays: list[str], costs: dict[str, float], device: str, jobs: int, dead
             rows = run_train(flags, Path(tmp) / str(number), 1, device)
             final = [r for r in rows if "val_loss" in r][-1]
             train = [r["loss"] for r in rows if "loss" in r][-50:]
-            return {"name": name, "arch": arch, "play": play, "steps": steps, "val_loss": final["val_loss"],
+            return {"name": name, "arch": arch, "play": play, "steps": steps, "device": device,
+                    "val_loss": final["val_loss"],
                     "train_loss_last50": round(sum(train) / len(train), 4), "seconds": round(time.monotonic() - t0, 1)}
 
         pending: set[Any] = set()
