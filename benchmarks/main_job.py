@@ -100,16 +100,26 @@ CANDIDATES: dict[str, list[str]] = {
 }
 
 
-def train(play: str, flags: list[str], out: Path, threads: int | None) -> dict[str, Any]:
-    """Run `attnlab train gpt` in a fresh process; its wall time, losses and run folder."""
-    command = [sys.executable, "-m", "attnlab", "train", "gpt", "--data", play, "--out", str(out), "--quiet",
-               "--no-sample", *flags, *(["--threads", str(threads)] if threads else [])]
-    start = time.perf_counter()
+def run_train(flags: list[str], out: Path, threads: int | None) -> list[dict[str, Any]]:
+    """`python -m attnlab train gpt --out OUT --quiet --no-sample FLAGS` in a fresh process; its metrics rows.
+
+    Raises RuntimeError (with the end of stderr) if the command fails."""
+    command = [sys.executable, "-m", "attnlab", "train", "gpt", "--out", str(out), "--quiet", "--no-sample",
+               *flags, *(["--threads", str(threads)] if threads else [])]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def train(play: str, flags: list[str], out: Path, threads: int | None) -> dict[str, Any]:
+    """Run `attnlab train gpt` on ``play``; its wall time, losses and run folder."""
+    start = time.perf_counter()
+    try:
+        rows = run_train(["--data", play, *flags], out, threads)
+    except RuntimeError as error:
+        raise SystemExit(str(error)) from None
+    wall = time.perf_counter() - start
     curve = [(r["time"], r["val_loss"]) for r in rows if "val_loss" in r]
     return {"wall_s": round(wall, 1), "train_s": curve[-1][0], "val_loss": curve[-1][1], "curve": curve,
             "steps": max(r["step"] for r in rows)}

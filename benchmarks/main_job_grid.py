@@ -25,15 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, ROOT, machine
+import main_job
+from common import RESULTS, machine
 
 PLAYS = ("macbeth", "twelfth-night", "timon-of-athens", "two-gentlemen-of-verona")
 # what the grid's "default" means: gpt-play as it was when the grid ran (context 64, batch 16, ReLU², dropout 0.1
@@ -161,12 +160,8 @@ def candidates() -> dict[str, tuple[str, list[str]]]:
 
 
 def run_train(flags: list[str], out: Path, threads: int, device: str) -> list[dict[str, Any]]:
-    command = [sys.executable, "-m", "attnlab", "train", "gpt", "--out", str(out), "--quiet", "--no-sample",
-               "--threads", str(threads), "--device", device, "--dtype", "float32", *BASE, *flags]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-1500:]}")
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    """One run from ``BASE`` plus ``flags`` on ``device`` in float32; its metrics rows (RuntimeError if it fails)."""
+    return main_job.run_train([*BASE, "--device", device, "--dtype", "float32", *flags], out, threads)
 
 
 def measure_costs(threads: int, known: dict[str, float]) -> dict[str, float]:
