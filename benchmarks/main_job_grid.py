@@ -183,10 +183,11 @@ def grid(plays: list[str], costs: dict[str, float], device: str, jobs: int, dead
          log: Path, only: set[str] | None, budget_steps: int = BUDGET_STEPS) -> None:
     """Train every candidate on every play at the default's CPU cost; one JSON line per finished run."""
     start = time.monotonic()
-    todo = [(name, play) for name in candidates() if not only or name in only for play in plays]
+    every = candidates()
+    todo = [(name, play) for name in every if not only or name in only for play in plays]
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool, log.open("a") as sink:
         def job(number: int, name: str, play: str) -> dict[str, Any]:
-            arch, extra = candidates()[name]
+            arch, extra = every[name]
             steps = round(budget_steps * costs["default"] / costs[arch])
             flags = [*ARCHS[arch], *extra, "--data", play, "--steps", str(steps), "--set", "ckpt_every=100000",
                      "--set", f"eval_every={steps}"]
